@@ -1,0 +1,1 @@
+"""Subcommands of the `snnl` CLI (see snnl.cli)."""

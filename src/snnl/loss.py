@@ -1,0 +1,252 @@
+"""The Soft Nearest Neighbor Loss, computed exactly in log space.
+
+See :func:`soft_nearest_neighbor_loss` for the formula and the conventions.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple, Union
+
+import torch
+import torch.nn.functional as F
+
+from snnl.errors import DataError
+
+DistanceSpec = Union[str, Callable[[torch.Tensor], torch.Tensor]]
+
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+class SNNLResult(NamedTuple):
+    """What :func:`soft_nearest_neighbor_loss` returns with ``return_stats=True``.
+
+    loss: the reduced loss (or the per-anchor values for ``reduction="none"``).
+    per_anchor: l_i for every anchor, ``+inf`` for anchors without a positive.
+    valid: boolean mask of anchors with at least one same-class partner.
+    n_excluded: number of anchors excluded from the mean (no same-class partner).
+    """
+
+    loss: torch.Tensor
+    per_anchor: torch.Tensor
+    valid: torch.Tensor
+    n_excluded: int
+
+
+def _as_compute_dtype(features: torch.Tensor) -> torch.Tensor:
+    """Flatten per sample; half precision (autocast or not) is computed in float32."""
+    x = features.reshape(features.shape[0], -1)
+    if x.dtype in _LOW_PRECISION or not x.is_floating_point():
+        x = x.float()
+    return x
+
+
+def pairwise_distances(features: torch.Tensor, distance: DistanceSpec = "sqeuclidean") -> torch.Tensor:
+    """b x b matrix of pairwise distances between the rows of ``features`` (flattened).
+
+    ``"sqeuclidean"``: squared Euclidean distance, computed from the *centred* batch
+    (distances are translation invariant, so centring is exact and removes the
+    cancellation that a shared offset causes in the norm expansion), clamped at 0.
+    ``"cosine"``: ``1 - cos(x_i, x_j)``, clamped at 0.
+    A callable receives the (b, d) float tensor and must return a (b, b) tensor of
+    non-negative distances.
+    """
+    x = _as_compute_dtype(features)
+    device_type = x.device.type
+    with torch.autocast(device_type=device_type, enabled=False):
+        if distance == "sqeuclidean":
+            xc = x - x.mean(dim=0, keepdim=True)
+            sq = (xc * xc).sum(dim=1)
+            d = torch.addmm(sq.unsqueeze(0), xc, xc.T, alpha=-2.0)
+            d = d + sq.unsqueeze(1)
+            # relu == clamp at 0, but it saves its output (shared with the next op)
+            return torch.relu(d)
+        if distance == "cosine":
+            u = F.normalize(x, dim=1)
+            return torch.relu(torch.addmm(torch.ones((), dtype=u.dtype, device=u.device), u, u.T, alpha=-1.0))
+        if callable(distance):
+            d = distance(x)
+            if d.shape != (x.shape[0], x.shape[0]):
+                raise DataError(
+                    f"custom distance returned shape {tuple(d.shape)}, expected ({x.shape[0]}, {x.shape[0]}); "
+                    "it must map a (b, d) tensor to a (b, b) distance matrix"
+                )
+            return d.float() if d.dtype in _LOW_PRECISION else d
+    raise ValueError(f"unknown distance {distance!r}: use 'sqeuclidean', 'cosine' or a callable")
+
+
+def _check_labels(labels: torch.Tensor, b: int, device: torch.device) -> torch.Tensor:
+    labels = torch.as_tensor(labels, device=device)
+    if labels.dim() != 1 or labels.shape[0] != b:
+        raise DataError(
+            f"labels must be a 1-D tensor with one label per sample: got shape {tuple(labels.shape)} "
+            f"for {b} samples"
+        )
+    if labels.is_floating_point():
+        raise DataError("labels must be integers (class indices), got a floating-point tensor")
+    return labels
+
+
+def _pair_masks(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(same-class off-diagonal mask, valid-anchor mask)."""
+    b = labels.shape[0]
+    same = labels.unsqueeze(0) == labels.unsqueeze(1)
+    same.fill_diagonal_(False)
+    valid = same.any(dim=1)
+    assert same.shape == (b, b)
+    return same, valid
+
+
+class _LogSpaceSNNL(torch.autograd.Function):
+    """Per-anchor SNNL from a distance matrix, in log space.
+
+    forward: l_i = LSE_{k != i}(-d_ik/T) - LSE_{j != i, y_j = y_i}(-d_ij/T)
+    Saves only D (b x b) and two b-vectors; the backward recomputes the softmaxes,
+    so no b x b matrix of probabilities is kept between forward and backward.
+    Anchors without positives get l_i = +inf and no gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, dist, temperature, same, valid):
+        inv_t = 1.0 / temperature
+        logits = dist * (-inv_t)
+        logits.diagonal().fill_(float("-inf"))
+        lse_all = torch.logsumexp(logits, dim=1)
+        logits.masked_fill_(~same, float("-inf"))
+        lse_pos = torch.logsumexp(logits, dim=1)
+        per_anchor = lse_all - lse_pos  # +inf where no positive
+        ctx.save_for_backward(dist, temperature, same, valid, lse_all, lse_pos)
+        return per_anchor
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        dist, temperature, same, valid, lse_all, lse_pos = ctx.saved_tensors
+        inv_t = 1.0 / temperature
+        g = torch.where(valid, grad_out, torch.zeros_like(grad_out))
+        lse_pos_safe = torch.where(valid, lse_pos, torch.zeros_like(lse_pos))
+        logits = dist * (-inv_t)
+        logits.diagonal().fill_(float("-inf"))
+        # dl_i/dlogit_ij = p_ij - q_ij  (p: softmax over all others, q: over positives)
+        p = torch.exp(logits - lse_all.unsqueeze(1))
+        q = torch.exp(logits - lse_pos_safe.unsqueeze(1))
+        q.masked_fill_(~same, 0.0)
+        p.sub_(q).mul_(g.unsqueeze(1))  # p now holds dL/dlogits
+        grad_dist = grad_t = None
+        if ctx.needs_input_grad[1]:
+            # logit = -d / T  =>  dlogit/dT = d / T^2
+            grad_t = (p * dist).sum() * inv_t * inv_t
+            grad_t = grad_t.reshape(temperature.shape)
+        if ctx.needs_input_grad[0]:
+            grad_dist = p.mul_(-inv_t)
+        return grad_dist, grad_t, None, None
+
+
+def _temperature_tensor(temperature, like: torch.Tensor) -> torch.Tensor:
+    if isinstance(temperature, torch.Tensor):
+        if temperature.numel() != 1:
+            raise ValueError(f"temperature must be a scalar, got shape {tuple(temperature.shape)}")
+        t = temperature.reshape(())
+        if t.dtype != like.dtype:
+            t = t.to(like.dtype)
+        if not t.requires_grad and t.device.type == "cpu" and not bool(t > 0):
+            raise ValueError(f"temperature must be > 0, got {float(t)}")
+        return t.to(like.device)
+    t = float(temperature)
+    if not (t > 0 and t < float("inf")):
+        raise ValueError(
+            f"temperature must be a positive finite number, got {temperature!r}; "
+            "use optimal_temperature() to pick one, or OnlineTemperature to learn one"
+        )
+    return torch.tensor(t, dtype=like.dtype, device=like.device)
+
+
+def snnl_from_distances(
+    dist: torch.Tensor,
+    labels: torch.Tensor,
+    temperature,
+    *,
+    reduction: str = "mean",
+    return_stats: bool = False,
+):
+    """SNNL from a precomputed (b, b) distance matrix; see :func:`soft_nearest_neighbor_loss`."""
+    b = dist.shape[0]
+    if dist.dim() != 2 or dist.shape[1] != b:
+        raise DataError(f"distance matrix must be square (b, b), got {tuple(dist.shape)}")
+    if b < 2:
+        raise DataError(f"SNNL needs at least 2 samples in the batch, got {b}")
+    labels = _check_labels(labels, b, dist.device)
+    same, valid = _pair_masks(labels)
+    n_valid = int(valid.sum())
+    if n_valid == 0:
+        raise DataError(
+            f"no anchor in this batch of {b} has a same-class partner (every label occurs once), "
+            "so the SNNL is undefined; use larger batches or class-balanced sampling"
+        )
+    t = _temperature_tensor(temperature, dist)
+    per_anchor = _LogSpaceSNNL.apply(dist, t, same, valid)
+    if reduction == "mean":
+        loss = per_anchor[valid].sum() / n_valid
+    elif reduction == "sum":
+        loss = per_anchor[valid].sum()
+    elif reduction == "none":
+        loss = per_anchor
+    else:
+        raise ValueError(f"unknown reduction {reduction!r}: use 'mean', 'sum' or 'none'")
+    if return_stats:
+        return SNNLResult(loss, per_anchor, valid, b - n_valid)
+    return loss
+
+
+def soft_nearest_neighbor_loss(
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    temperature: Union[float, torch.Tensor] = 1.0,
+    *,
+    distance: DistanceSpec = "sqeuclidean",
+    reduction: str = "mean",
+    return_stats: bool = False,
+):
+    r"""Soft Nearest Neighbor Loss (Frosst, Papernot & Hinton, ICML 2019), exact and in log space.
+
+    For a batch of b points x_i (any shape, flattened per sample) with labels y_i::
+
+        l_i  = -log( sum_{j != i, y_j = y_i} exp(-d_ij / T) / sum_{k != i} exp(-d_ik / T) )
+             = LSE_{k != i}(-d_ik / T) - LSE_{j != i, y_j = y_i}(-d_ij / T)
+        SNNL = mean over valid anchors i of l_i
+
+    It is computed in the second (log-sum-exp) form with masks: no epsilon anywhere,
+    finite for any d/T. Low SNNL means classes are separated, high means entangled;
+    as T -> infinity it tends to the class-frequency baseline.
+
+    Distances (``distance``): ``"sqeuclidean"`` (the paper's; computed from the
+    centred batch, which is exact by translation invariance and immune to a shared
+    offset, clamped at 0), ``"cosine"`` (1 - cos), or a callable mapping the (b, d)
+    features to a (b, b) distance matrix. The diagonal is excluded by a mask.
+
+    No-positive policy: an anchor with no same-class partner in the batch has
+    l_i = +inf; it is excluded from the mean and counted. With ``return_stats=True``
+    the function returns an :class:`SNNLResult` (``loss``, ``per_anchor``, ``valid``,
+    ``n_excluded``). A batch in which no anchor has a partner raises ``DataError``.
+
+    Temperature modes:
+      * fixed: pass a positive float (or a 0-d tensor; a tensor that requires grad
+        receives the exact gradient dSNNL/dT);
+      * optimal: ``snnl.optimal_temperature(features, labels)`` returns the T that
+        minimises SNNL and the loss there, the value every analysis reports
+        (it makes the measure invariant to rescaling the representation);
+      * online: ``snnl.OnlineTemperature`` learns log T during training, always
+        *minimising* SNNL whatever the regularizer's sign, and can never reach T <= 0.
+
+    Args:
+        features: (b, ...) float tensor; float16/bfloat16 (e.g. under autocast) is
+            computed in float32, float32 and float64 in their own precision.
+        labels: (b,) integer class labels.
+        temperature: T > 0.
+        distance: ``"sqeuclidean"``, ``"cosine"`` or a callable.
+        reduction: ``"mean"`` over valid anchors, ``"sum"`` over valid anchors, or
+            ``"none"`` (per-anchor values, +inf for anchors without a positive).
+        return_stats: return an :class:`SNNLResult` instead of the loss alone.
+    """
+    if features.dim() < 1:
+        raise DataError("features must have a batch dimension")
+    dist = pairwise_distances(features, distance)
+    return snnl_from_distances(dist, labels, temperature, reduction=reduction, return_stats=return_stats)

@@ -1,0 +1,177 @@
+"""Entanglement regularizer: maximise (or minimise) SNNL on chosen layers of any nn.Module."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from snnl.errors import ConfigError
+from snnl.loss import DistanceSpec, soft_nearest_neighbor_loss
+from snnl.temperature import OnlineTemperature, optimal_temperature
+
+LayerSpec = Union[str, Sequence[str]]
+
+
+@dataclass
+class RegularizedLoss:
+    """The objective and what to log. ``total`` is what to call ``backward()`` on."""
+
+    total: torch.Tensor
+    cross_entropy: torch.Tensor
+    snnl: dict[str, torch.Tensor] = field(default_factory=dict)
+    temperature: dict[str, float] = field(default_factory=dict)
+
+    def log_dict(self) -> dict[str, float]:
+        """Detached floats for logging: ce, total, snnl/<layer>, T/<layer>."""
+        out = {"ce": float(self.cross_entropy.detach()), "total": float(self.total.detach())}
+        out.update({f"snnl/{k}": float(v.detach()) for k, v in self.snnl.items()})
+        out.update({f"T/{k}": v for k, v in self.temperature.items()})
+        return out
+
+
+def hidden_layer_names(model: nn.Module) -> list[str]:
+    """The layers "all hidden layers" means for ``model``.
+
+    If the model defines ``hidden_layers`` (a list of module names), that list;
+    otherwise every direct child except the last one (the logits).
+    """
+    names = getattr(model, "hidden_layers", None)
+    if names is not None:
+        return list(names)
+    children = [name for name, _ in model.named_children()]
+    if len(children) < 2:
+        raise ConfigError(
+            f"{type(model).__name__} has {len(children)} direct child module(s), so 'all hidden layers' "
+            "is ambiguous; pass layers=[...] with module names (see model.named_modules())"
+        )
+    return children[:-1]
+
+
+class EntanglementRegularizer(nn.Module):
+    """``loss = CE(logits, y) - alpha * sum_l SNNL(h_l, y, T_l)`` (the paper's Eq. 3).
+
+    Forward hooks on the chosen layers capture their outputs during the model's own
+    forward pass (no second pass). ``alpha > 0`` maximises entanglement (the paper's
+    "entangled" models); ``alpha < 0`` minimises it; ``alpha = 0`` gives plain CE while
+    still measuring SNNL.
+
+    Args:
+        model: any ``nn.Module``.
+        layers: ``"all"`` (every hidden layer, see :func:`hidden_layer_names`) or a list
+            of module names as in ``model.named_modules()``.
+        alpha: weight of the SNNL term.
+        temperature: a positive float (fixed), ``"optimal"`` (recomputed each step by
+            :func:`snnl.optimal_temperature`, no gradient), or ``"online"`` (one
+            :class:`OnlineTemperature` per layer, learned to minimise SNNL).
+        initial_temperature, temperature_lr: for ``"online"``.
+        distance: passed to the loss.
+        pool: ``"none"`` or ``"avg"`` (global-average-pool 4-D conv maps before the loss).
+
+    Usage::
+
+        reg = EntanglementRegularizer(model, layers="all", alpha=10.0, temperature="online")
+        logits = model(x)
+        out = reg(logits, y)
+        out.total.backward()
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        layers: LayerSpec = "all",
+        alpha: float = 10.0,
+        temperature: Union[float, str] = "online",
+        *,
+        initial_temperature: float = 100.0,
+        temperature_lr: float = 0.1,
+        distance: DistanceSpec = "sqeuclidean",
+        pool: str = "none",
+    ):
+        super().__init__()
+        self.layer_names = hidden_layer_names(model) if layers == "all" else list(layers)
+        if not self.layer_names:
+            raise ConfigError("EntanglementRegularizer needs at least one layer")
+        modules = dict(model.named_modules())
+        missing = [n for n in self.layer_names if n not in modules]
+        if missing:
+            known = ", ".join(n for n in modules if n) or "(none)"
+            raise ConfigError(f"layer(s) {missing} not found in {type(model).__name__}; known names: {known}")
+        if pool not in ("none", "avg"):
+            raise ConfigError(f"pool must be 'none' or 'avg', got {pool!r}")
+        if isinstance(temperature, str) and temperature not in ("online", "optimal"):
+            raise ConfigError(f"temperature must be a positive number, 'online' or 'optimal', got {temperature!r}")
+        if not isinstance(temperature, str) and not float(temperature) > 0:
+            raise ConfigError(f"temperature must be > 0, got {temperature!r}")
+        self.alpha = float(alpha)
+        self.mode = temperature if isinstance(temperature, str) else "fixed"
+        self.fixed_temperature = None if isinstance(temperature, str) else float(temperature)
+        self.distance = distance
+        self.pool = pool
+        self.temperatures = nn.ModuleDict()
+        if self.mode == "online":
+            for name in self.layer_names:
+                self.temperatures[_key(name)] = OnlineTemperature(initial_temperature, temperature_lr)
+        self._outputs: dict[str, torch.Tensor] = {}
+        self._handles = [modules[n].register_forward_hook(self._hook(n)) for n in self.layer_names]
+
+    def _hook(self, name: str):
+        def hook(module, inputs, output):
+            if isinstance(output, (tuple, list)):
+                output = output[0]
+            self._outputs[name] = output
+
+        return hook
+
+    def remove(self) -> None:
+        """Detach the hooks from the model."""
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+        self._outputs = {}
+
+    def layer_outputs(self) -> dict[str, torch.Tensor]:
+        """The captured (and pooled, if configured) outputs of the latest forward pass."""
+        return {n: self._prepare(self._outputs[n]) for n in self.layer_names if n in self._outputs}
+
+    def _prepare(self, h: torch.Tensor) -> torch.Tensor:
+        if self.pool == "avg" and h.dim() == 4:
+            h = h.mean(dim=(2, 3))
+        return h
+
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> RegularizedLoss:
+        ce = F.cross_entropy(logits, labels)
+        missing = [n for n in self.layer_names if n not in self._outputs]
+        if missing:
+            raise RuntimeError(f"no output captured for layer(s) {missing}: run the model's forward pass first")
+        snnl: dict[str, torch.Tensor] = {}
+        temps: dict[str, float] = {}
+        for name in self.layer_names:
+            h = self._prepare(self._outputs[name])
+            if self.mode == "online":
+                online = self.temperatures[_key(name)]
+                t = online.temperature()
+                value = soft_nearest_neighbor_loss(h, labels, t, distance=self.distance)
+                temps[name] = float(t.detach())
+                online.update(value)
+            elif self.mode == "optimal":
+                opt = optimal_temperature(h, labels, distance=self.distance)
+                value = soft_nearest_neighbor_loss(h, labels, opt.temperature, distance=self.distance)
+                temps[name] = opt.temperature
+            else:
+                value = soft_nearest_neighbor_loss(h, labels, self.fixed_temperature, distance=self.distance)
+                temps[name] = self.fixed_temperature
+            snnl[name] = value
+        self._outputs = {}
+        total = ce
+        if self.alpha != 0.0:
+            total = ce - self.alpha * torch.stack(list(snnl.values())).sum()
+        return RegularizedLoss(total, ce, snnl, temps)
+
+
+def _key(name: str) -> str:
+    """ModuleDict keys cannot contain dots."""
+    return name.replace(".", "__")

@@ -1,0 +1,151 @@
+"""Temperatures for the SNNL: the optimal (loss-minimising) T, and an online T for training."""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from snnl.loss import DistanceSpec, pairwise_distances, snnl_from_distances
+
+_GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
+
+
+class OptimalTemperature(NamedTuple):
+    """Result of :func:`optimal_temperature`.
+
+    temperature: the T minimising SNNL over the search range.
+    loss: SNNL at that T.
+    at_boundary: True when the minimiser is at an end of the search range
+        (the loss keeps falling beyond it: e.g. perfectly separated classes,
+        where SNNL -> 0 as T -> 0).
+    evaluations: number of SNNL evaluations the search used.
+    """
+
+    temperature: float
+    loss: float
+    at_boundary: bool
+    evaluations: int
+
+
+def _distance_scale(dist: torch.Tensor) -> float:
+    """Median of the strictly positive off-diagonal distances (1.0 when there are none)."""
+    b = dist.shape[0]
+    off = dist[~torch.eye(b, dtype=torch.bool, device=dist.device)]
+    pos = off[off > 0]
+    if pos.numel() == 0:
+        return 1.0
+    return float(pos.median())
+
+
+def optimal_temperature(
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    distance: DistanceSpec = "sqeuclidean",
+    decades: float = 4.0,
+    grid_points: int = 17,
+    refine_steps: int = 20,
+) -> OptimalTemperature:
+    """The temperature that minimises the SNNL of ``features`` (detached), and the loss there.
+
+    A 1-D search on log T: a log-spaced grid of ``grid_points`` temperatures spanning
+    ``decades`` decades either side of the median pairwise distance, then a
+    golden-section refinement of ``refine_steps`` evaluations between the best grid
+    point's neighbours. The pairwise distances are computed once (in float64), so each
+    evaluation costs one log-sum-exp over the b x b matrix; 37 evaluations by default.
+    The search range scales with the data, so the result is exactly equivariant to
+    rescaling the representation (T* scales with the squared scale for "sqeuclidean").
+    """
+    with torch.no_grad():
+        x = features.detach()
+        dist = pairwise_distances(x.double() if x.is_floating_point() else x.double(), distance)
+        labels = torch.as_tensor(labels, device=dist.device)
+        scale = _distance_scale(dist)
+        lo, hi = math.log(scale) - decades * math.log(10.0), math.log(scale) + decades * math.log(10.0)
+        evals = 0
+
+        def f(log_t: float) -> float:
+            nonlocal evals
+            evals += 1
+            return float(snnl_from_distances(dist, labels, math.exp(log_t)))
+
+        grid = torch.linspace(lo, hi, grid_points, dtype=torch.float64).tolist()
+        values = [f(g) for g in grid]
+        best = min(range(grid_points), key=lambda i: values[i])
+        a = grid[max(best - 1, 0)]
+        c = grid[min(best + 1, grid_points - 1)]
+        best_x, best_v = grid[best], values[best]
+        # golden-section search on [a, c]
+        x1 = c - _GOLDEN * (c - a)
+        x2 = a + _GOLDEN * (c - a)
+        f1, f2 = f(x1), f(x2)
+        for _ in range(max(refine_steps - 2, 0)):
+            if f1 <= f2:
+                c, x2, f2 = x2, x1, f1
+                x1 = c - _GOLDEN * (c - a)
+                f1 = f(x1)
+            else:
+                a, x1, f1 = x1, x2, f2
+                x2 = a + _GOLDEN * (c - a)
+                f2 = f(x2)
+        for xv, fv in ((x1, f1), (x2, f2)):
+            if fv < best_v:
+                best_x, best_v = xv, fv
+        at_boundary = best in (0, grid_points - 1) and abs(best_x - grid[best]) < 1e-12
+        return OptimalTemperature(math.exp(best_x), best_v, at_boundary, evals)
+
+
+class OnlineTemperature(nn.Module):
+    """A temperature learned during training, parametrised as log T (so T > 0 always).
+
+    Each step, call :meth:`temperature` to get T for the forward pass (a fresh leaf, so
+    the network's own backward never touches the stored value), then :meth:`update`
+    with the SNNL computed from it: one gradient step ``log T -= lr * dSNNL/dlog T``
+    that *minimises* the SNNL, whatever sign the regularizer gives the SNNL in the
+    network's objective. This is the official code's min-max game (the network
+    maximises entanglement, the temperature measures it at its most favourable
+    scale) made safe: the official code updates T0/t and nothing keeps t > 0.
+
+    ``log_t`` is a buffer: it is saved in ``state_dict`` (checkpoints) and moved by
+    ``.to(device)``, but no optimizer of the model ever sees it.
+    """
+
+    def __init__(self, initial: float = 100.0, lr: float = 0.1):
+        super().__init__()
+        if not (initial > 0 and math.isfinite(initial)):
+            raise ValueError(f"initial temperature must be a positive finite number, got {initial!r}")
+        if not lr >= 0:
+            raise ValueError(f"temperature learning rate must be >= 0, got {lr!r}")
+        self.lr = float(lr)
+        self.register_buffer("log_t", torch.tensor(math.log(initial), dtype=torch.float64))
+        self._leaf: torch.Tensor | None = None
+
+    @property
+    def value(self) -> float:
+        """The current temperature as a float."""
+        return math.exp(float(self.log_t))
+
+    def temperature(self) -> torch.Tensor:
+        """T = exp(log T) as a tensor that records its use for :meth:`update`."""
+        self._leaf = self.log_t.detach().clone().requires_grad_(True)
+        return torch.exp(self._leaf)
+
+    def update(self, loss: torch.Tensor) -> float:
+        """One step of gradient descent on log T that lowers ``loss`` (the SNNL computed
+        with the T returned by the latest :meth:`temperature` call). Keeps the graph for
+        the network's backward. Returns dSNNL/dlog T."""
+        if self._leaf is None:
+            raise RuntimeError("call temperature() and compute the SNNL with it before update()")
+        leaf, self._leaf = self._leaf, None
+        (grad,) = torch.autograd.grad(loss, leaf, retain_graph=True, allow_unused=True)
+        if grad is None or not torch.isfinite(grad):
+            return 0.0
+        with torch.no_grad():
+            self.log_t.sub_(self.lr * grad.to(self.log_t.dtype))
+        return float(grad)
+
+    def extra_repr(self) -> str:
+        return f"T={self.value:.4g}, lr={self.lr}"

@@ -103,24 +103,34 @@ class OnlineTemperature(nn.Module):
 
     Each step, call :meth:`temperature` to get T for the forward pass (a fresh leaf, so
     the network's own backward never touches the stored value), then :meth:`update`
-    with the SNNL computed from it: one gradient step ``log T -= lr * dSNNL/dlog T``
-    that *minimises* the SNNL, whatever sign the regularizer gives the SNNL in the
-    network's objective. This is the official code's min-max game (the network
-    maximises entanglement, the temperature measures it at its most favourable
-    scale) made safe: the official code updates T0/t and nothing keeps t > 0.
+    with the SNNL computed from it: one gradient step on log T that *minimises* the
+    SNNL, whatever sign the regularizer gives the SNNL in the network's objective.
+    This is the official code's min-max game (the network maximises entanglement, the
+    temperature measures it at its most favourable scale) made safe: the official code
+    updates t in T = T0/t by plain gradient steps and nothing keeps t > 0.
 
-    ``log_t`` is a buffer: it is saved in ``state_dict`` (checkpoints) and moved by
-    ``.to(device)``, but no optimizer of the model ever sees it.
+    The step is normalised by a running (bias-corrected) RMS of the gradient, as in
+    RMSprop: ``log T -= lr * g / sqrt(mean g^2)``, so that its speed does not depend
+    on the scale of the loss (a well-separated representation has tiny gradients in T)
+    and it moves at most about ``lr`` in log T per step.
+
+    ``log_t`` and the RMS state are buffers: saved in ``state_dict`` (checkpoints, exact
+    resume) and moved by ``.to(device)``, but no optimizer of the model ever sees them.
     """
 
-    def __init__(self, initial: float = 100.0, lr: float = 0.1):
+    def __init__(self, initial: float = 100.0, lr: float = 0.1, beta: float = 0.99):
         super().__init__()
         if not (initial > 0 and math.isfinite(initial)):
             raise ValueError(f"initial temperature must be a positive finite number, got {initial!r}")
         if not lr >= 0:
             raise ValueError(f"temperature learning rate must be >= 0, got {lr!r}")
+        if not 0 <= beta < 1:
+            raise ValueError(f"beta must be in [0, 1), got {beta!r}")
         self.lr = float(lr)
+        self.beta = float(beta)
         self.register_buffer("log_t", torch.tensor(math.log(initial), dtype=torch.float64))
+        self.register_buffer("sq_avg", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("steps", torch.zeros((), dtype=torch.int64))
         self._leaf: torch.Tensor | None = None
 
     @property
@@ -134,18 +144,25 @@ class OnlineTemperature(nn.Module):
         return torch.exp(self._leaf)
 
     def update(self, loss: torch.Tensor) -> float:
-        """One step of gradient descent on log T that lowers ``loss`` (the SNNL computed
-        with the T returned by the latest :meth:`temperature` call). Keeps the graph for
-        the network's backward. Returns dSNNL/dlog T."""
+        """One step on log T that lowers ``loss`` (the SNNL computed with the T returned by
+        the latest :meth:`temperature` call). Keeps the graph for the network's backward.
+        Returns dSNNL/dlog T."""
         if self._leaf is None:
             raise RuntimeError("call temperature() and compute the SNNL with it before update()")
         leaf, self._leaf = self._leaf, None
         (grad,) = torch.autograd.grad(loss, leaf, retain_graph=True, allow_unused=True)
-        if grad is None or not torch.isfinite(grad):
+        if grad is None:
             return 0.0
+        g = grad.detach().to(self.log_t.dtype)
+        if not bool(torch.isfinite(g)):
+            return float("nan")
         with torch.no_grad():
-            self.log_t.sub_(self.lr * grad.to(self.log_t.dtype))
-        return float(grad)
+            self.steps.add_(1)
+            self.sq_avg.mul_(self.beta).add_((1.0 - self.beta) * g * g)
+            rms = torch.sqrt(self.sq_avg / (1.0 - self.beta ** self.steps.double()))
+            if bool(rms > 0):
+                self.log_t.sub_(self.lr * g / rms)
+        return float(g)
 
     def extra_repr(self) -> str:
         return f"T={self.value:.4g}, lr={self.lr}"

@@ -1,0 +1,17 @@
+import os
+import sys
+
+import pytest
+import torch
+
+# tests/ holds shared oracles (tests/oracles.py)
+sys.path.insert(0, os.path.dirname(__file__))
+
+# Two cores: one intra-op thread per test process keeps runs repeatable and fast.
+torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+    yield

@@ -96,10 +96,42 @@ def _pair_masks(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return same, valid
 
 
-class _LogSpaceSNNL(torch.autograd.Function):
-    """Per-anchor SNNL from a distance matrix, in log space.
+def _lse_forward(dist: torch.Tensor, temperature: torch.Tensor, same: torch.Tensor):
+    """Per-anchor l_i = LSE_{k != i}(-d_ik/T) - LSE_{j != i, same}(-d_ij/T), with the two LSEs."""
+    logits = dist * (-1.0 / temperature)
+    logits.diagonal().fill_(float("-inf"))
+    lse_all = torch.logsumexp(logits, dim=1)
+    logits.masked_fill_(~same, float("-inf"))
+    lse_pos = torch.logsumexp(logits, dim=1)
+    return lse_all - lse_pos, lse_all, lse_pos  # +inf where no positive
 
-    forward: l_i = LSE_{k != i}(-d_ik/T) - LSE_{j != i, y_j = y_i}(-d_ij/T)
+
+def _lse_backward(dist, temperature, same, valid, lse_all, lse_pos, grad_out, need_t: bool):
+    """dL/dD (b x b, a fresh tensor) and dL/dT, recomputing the softmaxes from D.
+
+    dl_i/dlogit_ij = p_ij - q_ij (p: softmax over all others, q: over positives), and
+    logit = -d / T, so dl/dd = -(p - q) / T and dl/dT = sum (p - q) d / T^2.
+    """
+    inv_t = 1.0 / temperature
+    g = torch.where(valid, grad_out, torch.zeros_like(grad_out))
+    lse_pos_safe = torch.where(valid, lse_pos, torch.zeros_like(lse_pos))
+    logits = dist * (-inv_t)
+    logits.diagonal().fill_(float("-inf"))
+    q = torch.exp(logits - lse_pos_safe.unsqueeze(1))
+    q.masked_fill_(~same, 0.0)
+    p = logits.sub_(lse_all.unsqueeze(1)).exp_()
+    p.sub_(q).mul_(g.unsqueeze(1))  # p now holds dL/dlogits
+    del q
+    grad_t = None
+    if need_t:
+        grad_t = (p * dist).sum() * inv_t * inv_t
+        grad_t = grad_t.reshape(temperature.shape)
+    return p.mul_(-inv_t), grad_t
+
+
+class _LogSpaceSNNL(torch.autograd.Function):
+    """Per-anchor SNNL from a distance matrix (any distance), in log space.
+
     Saves only D (b x b) and two b-vectors; the backward recomputes the softmaxes,
     so no b x b matrix of probabilities is kept between forward and backward.
     Anchors without positives get l_i = +inf and no gradient.
@@ -107,37 +139,58 @@ class _LogSpaceSNNL(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, dist, temperature, same, valid):
-        inv_t = 1.0 / temperature
-        logits = dist * (-inv_t)
-        logits.diagonal().fill_(float("-inf"))
-        lse_all = torch.logsumexp(logits, dim=1)
-        logits.masked_fill_(~same, float("-inf"))
-        lse_pos = torch.logsumexp(logits, dim=1)
-        per_anchor = lse_all - lse_pos  # +inf where no positive
+        per_anchor, lse_all, lse_pos = _lse_forward(dist, temperature, same)
         ctx.save_for_backward(dist, temperature, same, valid, lse_all, lse_pos)
         return per_anchor
 
     @staticmethod
     def backward(ctx, grad_out):
         dist, temperature, same, valid, lse_all, lse_pos = ctx.saved_tensors
-        inv_t = 1.0 / temperature
-        g = torch.where(valid, grad_out, torch.zeros_like(grad_out))
-        lse_pos_safe = torch.where(valid, lse_pos, torch.zeros_like(lse_pos))
-        logits = dist * (-inv_t)
-        logits.diagonal().fill_(float("-inf"))
-        # dl_i/dlogit_ij = p_ij - q_ij  (p: softmax over all others, q: over positives)
-        p = torch.exp(logits - lse_all.unsqueeze(1))
-        q = torch.exp(logits - lse_pos_safe.unsqueeze(1))
-        q.masked_fill_(~same, 0.0)
-        p.sub_(q).mul_(g.unsqueeze(1))  # p now holds dL/dlogits
-        grad_dist = grad_t = None
-        if ctx.needs_input_grad[1]:
-            # logit = -d / T  =>  dlogit/dT = d / T^2
-            grad_t = (p * dist).sum() * inv_t * inv_t
-            grad_t = grad_t.reshape(temperature.shape)
+        grad_dist, grad_t = _lse_backward(
+            dist, temperature, same, valid, lse_all, lse_pos, grad_out, ctx.needs_input_grad[1]
+        )
+        return (grad_dist if ctx.needs_input_grad[0] else None), grad_t, None, None
+
+
+class _GramSNNL(torch.autograd.Function):
+    """Per-anchor SNNL straight from features whose distances come from one Gram matrix.
+
+    ``kind="sqeuclidean"``: z is the centred batch, d_ij = |z_i|^2 + |z_j|^2 - 2 z_i.z_j.
+    ``kind="cosine"``: z holds unit rows, d_ij = 1 - z_i.z_j. Both clamped at 0.
+    Fusing the distance into the loss lets the backward use the symmetry of the Gram
+    matrix: dL/dz needs one (b x b) @ (b x d) product, not the two that autograd
+    spends on ``z @ z.T``; and only z, D and two b-vectors are saved.
+    """
+
+    @staticmethod
+    def forward(ctx, z, temperature, same, valid, kind):
+        gram = z @ z.T
+        if kind == "sqeuclidean":
+            sq = gram.diagonal().clone()
+            dist = gram.mul_(-2.0).add_(sq.unsqueeze(1)).add_(sq.unsqueeze(0)).clamp_min_(0.0)
+        else:
+            dist = gram.neg_().add_(1.0).clamp_min_(0.0)
+        per_anchor, lse_all, lse_pos = _lse_forward(dist, temperature, same)
+        ctx.kind = kind
+        ctx.save_for_backward(z, dist, temperature, same, valid, lse_all, lse_pos)
+        return per_anchor
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        z, dist, temperature, same, valid, lse_all, lse_pos = ctx.saved_tensors
+        grad_d, grad_t = _lse_backward(
+            dist, temperature, same, valid, lse_all, lse_pos, grad_out, ctx.needs_input_grad[1]
+        )
+        grad_z = None
         if ctx.needs_input_grad[0]:
-            grad_dist = p.mul_(-inv_t)
-        return grad_dist, grad_t, None, None
+            grad_d.masked_fill_(dist <= 0, 0.0)  # the clamp at 0
+            sym = grad_d.add_(grad_d.T.clone())  # S = A + A^T
+            if ctx.kind == "sqeuclidean":
+                # dL/dz_k = 2 (rowsum(S)_k z_k - (S z)_k)
+                grad_z = torch.addmm(sym.sum(1, keepdim=True) * z, sym, z, beta=2.0, alpha=-2.0)
+            else:
+                grad_z = -(sym @ z)
+        return grad_z, grad_t, None, None, None
 
 
 def _temperature_tensor(temperature, like: torch.Tensor) -> torch.Tensor:
@@ -171,9 +224,18 @@ def snnl_from_distances(
     b = dist.shape[0]
     if dist.dim() != 2 or dist.shape[1] != b:
         raise DataError(f"distance matrix must be square (b, b), got {tuple(dist.shape)}")
+    return _reduce(dist, labels, temperature, reduction, return_stats, kind=None)
+
+
+def _reduce(inp, labels, temperature, reduction, return_stats, kind):
+    """Masks, the no-positive policy, the per-anchor values and the reduction.
+
+    ``kind=None``: ``inp`` is a (b, b) distance matrix; otherwise (b, d) features for
+    :class:`_GramSNNL`."""
+    b = inp.shape[0]
     if b < 2:
         raise DataError(f"SNNL needs at least 2 samples in the batch, got {b}")
-    labels = _check_labels(labels, b, dist.device)
+    labels = _check_labels(labels, b, inp.device)
     same, valid = _pair_masks(labels)
     n_valid = int(valid.sum())
     if n_valid == 0:
@@ -181,8 +243,11 @@ def snnl_from_distances(
             f"no anchor in this batch of {b} has a same-class partner (every label occurs once), "
             "so the SNNL is undefined; use larger batches or class-balanced sampling"
         )
-    t = _temperature_tensor(temperature, dist)
-    per_anchor = _LogSpaceSNNL.apply(dist, t, same, valid)
+    t = _temperature_tensor(temperature, inp)
+    if kind is None:
+        per_anchor = _LogSpaceSNNL.apply(inp, t, same, valid)
+    else:
+        per_anchor = _GramSNNL.apply(inp, t, same, valid, kind)
     if reduction == "mean":
         loss = per_anchor[valid].sum() / n_valid
     elif reduction == "sum":
@@ -248,5 +313,12 @@ def soft_nearest_neighbor_loss(
     """
     if features.dim() < 1:
         raise DataError("features must have a batch dimension")
-    dist = pairwise_distances(features, distance)
-    return snnl_from_distances(dist, labels, temperature, reduction=reduction, return_stats=return_stats)
+    if callable(distance):
+        dist = pairwise_distances(features, distance)
+        return snnl_from_distances(dist, labels, temperature, reduction=reduction, return_stats=return_stats)
+    if distance not in ("sqeuclidean", "cosine"):
+        raise ValueError(f"unknown distance {distance!r}: use 'sqeuclidean', 'cosine' or a callable")
+    x = _as_compute_dtype(features)
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        z = x - x.mean(dim=0, keepdim=True) if distance == "sqeuclidean" else F.normalize(x, dim=1)
+        return _reduce(z, labels, temperature, reduction, return_stats, kind=distance)

@@ -7,7 +7,8 @@ Implementations, measured side by side in one run:
   gram    - the floor: the bare Gram product x @ x.T, forward and backward
 
 Time: repetitions are interleaved round-robin across implementations (so load on the
-machine hits all of them alike) and the median is reported, with ratios to `gram` and
+machine hits all of them alike) and the best (minimum) is reported, as timeit advises:
+interference from other processes only ever adds time, with ratios to `gram` and
 to `legacy`. Memory: each (implementation, size) runs once in a fresh subprocess; on CPU
 the peak extra memory is the process's peak RSS (VmHWM, reset just before) minus its RSS
 before forward+backward (inputs already allocated); on CUDA it is torch.cuda.max_memory_allocated minus the
@@ -24,7 +25,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import time
@@ -112,7 +112,8 @@ def time_all(b: int, d: int, device: str, min_reps: int, budget_s: float) -> dic
             break
         if rep >= 50:
             break
-    return {impl: statistics.median(v) for impl, v in times.items()}
+    # best of the interleaved repetitions: other processes on the machine only ever add time
+    return {impl: min(v) for impl, v in times.items()}
 
 
 def _proc_status_bytes(field: str) -> int:
@@ -169,7 +170,7 @@ def render(rows: list[dict], meta: dict) -> str:
         f"Machine: {meta['machine']}; torch {meta['torch']}; device {meta['device']}; threads {meta['threads']}; "
         f"{meta['date']}",
         "",
-        "Forward+backward of one SNNL evaluation (median of interleaved repetitions). "
+        "Forward+backward of one SNNL evaluation (best of interleaved repetitions). "
         "Ratios are to the floor (`gram`: `x @ x.T`, forward and backward) and to the legacy "
         "formulation, measured in the same run. Memory: peak extra MiB during forward+backward.",
         "",

@@ -17,8 +17,6 @@ from snnl.errors import SnnlError
 COMMAND_MODULES: list[str] = [
     "snnl.commands.info",
     "snnl.commands.prepare_data",
-    "snnl.commands.train",
-    "snnl.commands.tune",
 ]
 
 

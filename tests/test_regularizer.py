@@ -148,3 +148,22 @@ def test_sign_of_alpha_moves_entanglement():
     for name in up.snnl:
         assert float(up.snnl[name].detach()) > float(down.snnl[name].detach()) + 0.1, name
     assert all(t > 0 for t in up.temperature.values())
+
+
+def test_alpha_zero_measures_without_touching_the_network_gradient():
+    model = small_cnn()
+    x, y = _data()
+    reg = EntanglementRegularizer(model, alpha=0.0, temperature="online", initial_temperature=20.0)
+    out = reg(model(x), y)
+    for value in out.snnl.values():  # no path from the measured SNNL back to the weights
+        grads = torch.autograd.grad(value, list(model.parameters()), allow_unused=True, retain_graph=True)
+        assert all(g is None for g in grads)
+    out.total.backward()
+    got = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    F.cross_entropy(model(x), y).backward()
+    for a, b in zip(got, [p.grad for p in model.parameters()]):
+        assert torch.equal(a, b)
+    hidden, _ = _by_hand(model, x)
+    for name, h in zip(reg.layer_names, hidden):
+        assert torch.allclose(out.snnl[name], soft_nearest_neighbor_loss(h, y, 20.0), rtol=1e-6)

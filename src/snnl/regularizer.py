@@ -57,7 +57,7 @@ class EntanglementRegularizer(nn.Module):
     Forward hooks on the chosen layers capture their outputs during the model's own
     forward pass (no second pass). ``alpha > 0`` maximises entanglement (the paper's
     "entangled" models); ``alpha < 0`` minimises it; ``alpha = 0`` gives plain CE while
-    still measuring SNNL.
+    still measuring SNNL (on detached activations, and still updating online temperatures).
 
     Args:
         model: any ``nn.Module``.
@@ -151,6 +151,9 @@ class EntanglementRegularizer(nn.Module):
         temps: dict[str, float] = {}
         for name in self.layer_names:
             h = self._prepare(self._outputs[name])
+            if self.alpha == 0.0:
+                # measured only: no gradient reaches the network, so keep no graph through it
+                h = h.detach()
             if self.mode == "online":
                 online = self.temperatures[_key(name)]
                 t = online.temperature()

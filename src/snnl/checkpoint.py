@@ -1,0 +1,198 @@
+"""Checkpoints and atomic files.
+
+A training checkpoint is a plain dict of tensors and Python scalars/containers, so it
+loads with ``torch.load(..., weights_only=True)`` (no pickled code). It is written
+atomically: to a temporary file in the same folder, flushed and fsynced, then moved into
+place with ``os.replace``; a job killed at any moment leaves either the old file or the
+new one, never half of one.
+
+Keys of a checkpoint (``FORMAT``, version ``VERSION``)::
+
+    format, version, torch_version, finished
+    model_spec, model, optimizer, scheduler, regularizer
+    step, epoch, batch_in_epoch, perm, total_steps
+    rng: {torch, cuda, numpy, python, data}
+    regime, seed, dataset, config, probe, wall_time_s, metrics (final checkpoint only)
+
+Use :func:`load_model` to get a ready model from a checkpoint (other parts of the
+project: evaluation, attacks, figures).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import random
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from snnl.errors import CheckpointError
+
+FORMAT = "snnl-train-checkpoint"
+VERSION = 1
+
+
+# ---------------------------------------------------------------------------------------
+# atomic files
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _atomic_write(path: Path, write) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temporary file, fsync, ``os.replace``)."""
+    _atomic_write(Path(path), lambda fh: fh.write(data))
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, allow_nan=True) + "\n")
+
+
+def atomic_torch_save(path: str | Path, obj: Any) -> None:
+    _atomic_write(Path(path), lambda fh: torch.save(obj, fh))
+
+
+# ---------------------------------------------------------------------------------------
+# RNG states as plain types (weights_only-loadable)
+
+
+def capture_rng_state(data_generator: torch.Generator | None = None) -> dict[str, Any]:
+    """Every RNG state the training loop may touch, as tensors and plain Python types."""
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "cuda": [s for s in torch.cuda.get_rng_state_all()] if torch.cuda.is_available() else [],
+        "numpy": {
+            "name": str(np_state[0]),
+            "keys": torch.from_numpy(np.asarray(np_state[1], dtype=np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
+        "python": [int(py_state[0]), [int(v) for v in py_state[1]], py_state[2]],
+    }
+    if data_generator is not None:
+        state["data"] = data_generator.get_state()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any], data_generator: torch.Generator | None = None) -> None:
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        cuda = list(state["cuda"])
+        if len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda)
+    np_state = state["numpy"]
+    np.random.set_state(
+        (
+            np_state["name"],
+            np_state["keys"].numpy().astype(np.uint32),
+            np_state["pos"],
+            np_state["has_gauss"],
+            np_state["cached_gaussian"],
+        )
+    )
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if data_generator is not None and "data" in state:
+        data_generator.set_state(state["data"])
+
+
+# ---------------------------------------------------------------------------------------
+# reading checkpoints
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a training checkpoint (``weights_only=True``), raising :class:`CheckpointError`
+    with the file and the fix when it is missing, unreadable or not an snnl checkpoint."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist; train one with `snnl train --out {path}`")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile, KeyError) as err:
+        if isinstance(err, pickle.UnpicklingError) and "weights only" in str(err).lower():
+            raise CheckpointError(
+                f"checkpoint {path} contains pickled Python objects, which snnl refuses to load "
+                "(torch.load(weights_only=True) reads only tensors and plain containers); "
+                "pass a checkpoint written by `snnl train`"
+            ) from err
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt or truncated and cannot be read ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else ''}); delete it and train again"
+        ) from err
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path} is not an snnl training checkpoint (no format {FORMAT!r}); "
+            "pass a file written by `snnl train`"
+        )
+    if ckpt.get("version") != VERSION:
+        raise CheckpointError(
+            f"checkpoint {path} has version {ckpt.get('version')!r}, this snnl reads version {VERSION}; "
+            "retrain it with this version of snnl"
+        )
+    for key in ("model_spec", "model", "step"):
+        if key not in ckpt:
+            raise CheckpointError(f"checkpoint {path} lacks `{key}`; it is incomplete, delete it and train again")
+    return ckpt
+
+
+def load_state_strict(module: torch.nn.Module, state: dict[str, Any], what: str, path: str | Path) -> None:
+    """``module.load_state_dict(state)``, turning a mismatch into :class:`CheckpointError`."""
+    try:
+        module.load_state_dict(state, strict=True)
+    except (RuntimeError, KeyError, ValueError) as err:
+        first = str(err).strip().splitlines()
+        raise CheckpointError(
+            f"checkpoint {path}: its {what} does not fit this {type(module).__name__} "
+            f"({first[0] if first else err}{' ...' if len(first) > 1 else ''}); "
+            "it was written for another architecture or configuration"
+        ) from err
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The model stored in a checkpoint, rebuilt, loaded, moved to ``device`` and in eval mode,
+    with the checkpoint dict (for ``metrics``, ``config``, ``regime``...)."""
+    from snnl.models import model_from_spec
+
+    ckpt = load_checkpoint(path, map_location="cpu")
+    try:
+        model = model_from_spec(ckpt["model_spec"])
+    except Exception as err:  # noqa: BLE001 - any failure here means an incompatible spec
+        raise CheckpointError(f"checkpoint {path}: cannot rebuild its model from {ckpt['model_spec']!r}: {err}") from err
+    load_state_strict(model, ckpt["model"], "model weights", path)
+    model.to(device).eval()
+    return model, ckpt

@@ -1,0 +1,1 @@
+"""Training: configs, the loop, the probe, batching. Public entry points live in :mod:`snnl.train`."""

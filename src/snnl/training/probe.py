@@ -1,0 +1,110 @@
+"""The per-layer SNNL at the optimal temperature on a fixed probe batch (the data of E4).
+
+At log-spaced steps (:func:`probe_steps`) the model, in eval mode, runs on the same
+probe batch; for every hidden layer and the logits, :func:`snnl.optimal_temperature`
+finds the T minimising the SNNL and records the loss there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator, Sequence
+
+import torch
+from torch import nn
+
+from snnl.temperature import optimal_temperature
+from snnl.training.batches import to_unit
+
+LOGITS = "logits"
+
+
+def probe_steps(total_steps: int, points: int) -> list[int]:
+    """Step 0 and ``points - 1`` log-spaced steps from 1 to ``total_steps`` (duplicates merged).
+
+    Step 0 is the untrained model; ``total_steps`` is always included when ``points >= 2``.
+    """
+    if points <= 0 or total_steps < 0:
+        return []
+    if points == 1 or total_steps == 0:
+        return [total_steps]
+    steps = {0, total_steps}
+    k = points - 1  # log-spaced points in [1, total_steps]
+    if k >= 2:
+        for i in range(k):
+            steps.add(int(round(total_steps ** (i / (k - 1)))))
+    return sorted(steps)
+
+
+@contextlib.contextmanager
+def capture(model: nn.Module, names: Sequence[str]) -> Iterator[dict[str, list[torch.Tensor]]]:
+    """Collect the (detached) outputs of the named modules while the block runs."""
+    modules = dict(model.named_modules())
+    store: dict[str, list[torch.Tensor]] = {n: [] for n in names}
+    handles = []
+    for name in names:
+        def hook(module, inputs, output, name=name):
+            if isinstance(output, (tuple, list)):
+                output = output[0]
+            store[name].append(output.detach())
+
+        handles.append(modules[name].register_forward_hook(hook))
+    try:
+        yield store
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def probe_layers(model: nn.Module) -> list[str]:
+    """The layers the probe measures: the model's hidden layers, then the logits."""
+    return list(getattr(model, "hidden_layers", [])) + [LOGITS]
+
+
+@torch.no_grad()
+def layer_outputs(
+    model: nn.Module,
+    images: torch.Tensor,
+    layers: Sequence[str],
+    batch_size: int = 1000,
+    autocast: contextlib.AbstractContextManager | None = None,
+) -> dict[str, torch.Tensor]:
+    """Outputs (flattened per sample, float32) of ``layers`` for ``images`` (uint8 or [0, 1]);
+    ``"logits"`` is the model's output. The model's train/eval mode is restored afterwards."""
+    was_training = model.training
+    model.eval()
+    hooked = [n for n in layers if n != LOGITS]
+    logits = []
+    try:
+        with capture(model, hooked) as store:
+            for start in range(0, images.shape[0], batch_size):
+                x = to_unit(images[start : start + batch_size])
+                with autocast if autocast is not None else contextlib.nullcontext():
+                    logits.append(model(x).detach())
+    finally:
+        model.train(was_training)
+    out = {}
+    for name in layers:
+        parts = logits if name == LOGITS else store[name]
+        out[name] = torch.cat([p.reshape(p.shape[0], -1).float() for p in parts])
+    return out
+
+
+def measure(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    layers: Sequence[str] | None = None,
+    batch_size: int = 1000,
+    autocast: contextlib.AbstractContextManager | None = None,
+) -> list[dict]:
+    """For each layer: ``{"layer", "snnl", "temperature", "at_boundary"}`` at the optimal T."""
+    layers = list(layers) if layers is not None else probe_layers(model)
+    outputs = layer_outputs(model, images, layers, batch_size, autocast)
+    records = []
+    for name in layers:
+        opt = optimal_temperature(outputs[name], labels)
+        records.append(
+            {"layer": name, "snnl": float(opt.loss), "temperature": float(opt.temperature), "at_boundary": bool(opt.at_boundary)}
+        )
+    return records

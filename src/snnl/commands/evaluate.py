@@ -1,0 +1,129 @@
+r"""`snnl evaluate`: accuracy, calibration on outliers, attacks, neighbour-based detection, t-SNE.
+
+    snnl evaluate --checkpoint results/checkpoints/mnist5k/entangled/seed0.pt \
+        --data data/prepared/mnist5k --outliers letters=data/prepared/letters-like-mnist5k \
+        noise=data/prepared/noise-like-mnist5k [--config config/default.yaml] \
+        --out results/evaluate/mnist5k/entangled/seed0
+
+    snnl evaluate --compare results/evaluate/mnist5k/baseline/seed0 \
+        results/evaluate/mnist5k/entangled/seed0 --out results/figures/evaluate/mnist5k/seed0
+
+The first form evaluates one checkpoint (settings from the config's `evaluate:` section)
+and writes samples.csv, detection.csv, attacks.csv, tsne_*.csv, figures and summary.json
+into OUT (see snnl.evaluate.run). The second draws baseline-vs-entangled figures and a
+merged detection table from two such folders.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="evaluate a checkpoint: accuracy, calibration, attacks, neighbour-based detection, t-SNE",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--checkpoint", metavar="CKPT", help="checkpoint written by `snnl train`")
+    p.add_argument("--data", metavar="DIR", help="the prepared dataset the checkpoint was trained on")
+    p.add_argument("--outliers", nargs="+", action="extend", default=[], metavar="NAME=DIR",
+                   help="outlier sets prepared with `snnl prepare-data --like` (repeatable)")
+    p.add_argument("--config", metavar="FILE", help="YAML config; its `evaluate:` section is read")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    p.add_argument("--compare", nargs=2, metavar=("BASELINE_DIR", "ENTANGLED_DIR"),
+                   help="draw baseline-vs-entangled figures from two evaluation folders instead")
+    p.add_argument("--out", required=True, metavar="OUTDIR", help="output folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or messages")
+    p.set_defaults(func=run)
+
+
+def parse_outliers(items: list[str]) -> dict[str, Path]:
+    """NAME=DIR pairs (a bare DIR is named after its folder)."""
+    from snnl.errors import ConfigError
+
+    out: dict[str, Path] = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep:
+            name, path = Path(item).name, item
+        if not name or not path:
+            raise ConfigError(f"--outliers expects NAME=DIR, got {item!r}")
+        if name in out or name in ("test", "val", "train_holdout"):
+            raise ConfigError(f"--outliers: the name {name!r} is {'used twice' if name in out else 'reserved'}; "
+                              "give each outlier set its own NAME")
+        out[name] = Path(path)
+    return out
+
+
+def resolve_device(spec: str):
+    import torch
+
+    from snnl.errors import ConfigError
+
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(spec)
+    except RuntimeError as err:
+        raise ConfigError(f"--device {spec!r} is not a device: use auto, cpu, cuda or cuda:N") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {spec}: CUDA is not available on this machine; use --device cpu")
+    return device
+
+
+def load_checkpoint_model(path: str | Path, device="cpu"):
+    """:func:`snnl.checkpoint.load_model` (``weights_only=True``) with a clear message for a
+    file that holds pickled Python objects, which is refused, never unpickled."""
+    import pickle
+
+    from snnl.checkpoint import load_model
+    from snnl.errors import CheckpointError
+
+    try:
+        return load_model(path, device=device)
+    except CheckpointError as err:
+        cause = err.__cause__
+        if isinstance(cause, pickle.UnpicklingError) and "weights only" in str(cause).lower():
+            raise CheckpointError(
+                f"checkpoint {path} contains pickled Python objects, which snnl refuses to load "
+                "(torch.load(weights_only=True)); only tensors and plain containers are read. "
+                "Write checkpoints with `snnl train`, or re-save a trusted file as a plain dict"
+            ) from cause
+        raise
+
+
+def run(args: argparse.Namespace) -> int:
+    from snnl.errors import ConfigError
+
+    if args.compare:
+        if args.checkpoint or args.data or args.outliers:
+            raise ConfigError("--compare draws from finished evaluations; do not pass --checkpoint, --data or --outliers")
+        from snnl.evaluate import compare_regimes
+
+        written = compare_regimes({"baseline": args.compare[0], "entangled": args.compare[1]}, args.out)
+        if not args.quiet:
+            print(f"wrote {', '.join(str(p) for p in written)}")
+        return 0
+    if not args.checkpoint or not args.data:
+        raise ConfigError("snnl evaluate needs --checkpoint CKPT and --data DIR (or --compare BASELINE_DIR ENTANGLED_DIR)")
+
+    from snnl.data import load_prepared
+    from snnl.evaluate import evaluate, load_evaluate_config
+
+    cfg = load_evaluate_config(args.config)
+    outlier_dirs = parse_outliers(args.outliers)
+    device = resolve_device(args.device)
+    model, ckpt = load_checkpoint_model(args.checkpoint, device=device)
+    data = load_prepared(args.data)
+    outliers = {name: load_prepared(path) for name, path in outlier_dirs.items()}
+    info = {k: v for k, v in ckpt.items() if k in ("regime", "seed", "step", "model_spec", "dataset", "metrics")}
+    info["path"] = str(args.checkpoint)
+    summary = evaluate(model, data, outliers, cfg, args.out, checkpoint=info, device=device, progress=not args.quiet)
+    if not args.quiet:
+        t = summary["test"]
+        print(f"{args.checkpoint}: test accuracy {t['accuracy']:.4f}, ECE {t['ece']:.4f}; "
+              f"{summary['wall_time_s']:.1f} s; outputs in {args.out}")
+    return 0

@@ -17,6 +17,13 @@ from snnl.errors import SnnlError
 COMMAND_MODULES: list[str] = [
     "snnl.commands.info",
     "snnl.commands.prepare_data",
+    "snnl.commands.train",
+    "snnl.commands.tune",
+    "snnl.commands.evaluate",
+    "snnl.commands.synthetic",
+    "snnl.commands.temperature_curve",
+    "snnl.commands.dynamics_figure",
+    "snnl.commands.gan",
 ]
 
 

@@ -1,0 +1,119 @@
+# Config validation and the helpers every rule file uses.
+import hashlib
+import os
+from pathlib import Path
+
+import yaml
+from snakemake.utils import validate
+
+validate(config, "../schemas/config.schema.yaml")
+
+# The commands' own readers check every other section (unknown keys, types, ranges),
+# here at parse time, so a bad config fails before any job starts.
+from snnl.errors import SnnlError
+
+
+def _effective_config_file():
+    """The merged, validated config, written where every job reads it: one source of truth,
+    also when --config overrides a value on the command line. Rewritten only on change.
+    """
+    text = yaml.safe_dump(dict(config), sort_keys=True)
+    path = Path(".snakemake/snnl/config.yaml")
+    if not path.exists() or path.read_text() != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".yaml.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    return str(path)
+
+
+CONFIG_FILE = _effective_config_file()
+try:
+    from snnl.config import validate_file
+
+    validate_file(CONFIG_FILE, config["pipeline"])
+except SnnlError as err:
+    source = ", ".join(workflow.configfiles) or "the config"
+    raise ValueError(f"invalid configuration ({source}): {err}") from None
+
+# the software environment (the same pins as requirements.txt), for --software-deployment-method conda
+CONDA_ENV = "../../environment.yml"
+
+P = config["pipeline"]
+DATASETS = P["datasets"]
+REGIMES = P["regimes"]
+SEEDS = P["seeds"]
+OUTLIERS = {d: P["outliers"].get(d, []) for d in DATASETS}
+EXPERIMENTS = P["experiments"]
+THREADS = P["threads"]
+GPU = 1 if P["gpu_jobs"] else 0
+FIRST_SEED = SEEDS[0]
+
+
+wildcard_constraints:
+    dataset="[a-z0-9_]+",
+    outlier="[a-z0-9_]+",
+    regime="baseline|entangled",
+    seed=r"\d+",
+
+
+def section(name):
+    """A config section, as a rule's params: changing it reruns the rules that use it."""
+    return config.get(name) or {}
+
+
+def prepared(dataset):
+    return f"data/prepared/{dataset}"
+
+
+def outlier_dirs(wildcards):
+    return {
+        o: f"data/prepared/outliers/{wildcards.dataset}/{o}"
+        for o in OUTLIERS[wildcards.dataset]
+    }
+
+
+def tuned_params(wildcards):
+    if P["tune"]:
+        return f"results/tuning/{wildcards.dataset}/{wildcards.regime}.json"
+    return []
+
+
+def runs(pattern, **extra):
+    return expand(pattern, dataset=DATASETS, regime=REGIMES, seed=SEEDS, **extra)
+
+
+def evaluation_outputs():
+    return runs("results/evaluation/{dataset}/{regime}/seed{seed}/summary.json")
+
+
+def figure_outputs():
+    out = []
+    if EXPERIMENTS["synthetic"]:
+        out += [
+            "results/figures/synthetic_minimise.png",
+            "results/figures/synthetic_compare.png",
+        ]
+    if EXPERIMENTS["temperature_curve"]:
+        out += expand(
+            "results/figures/temperature_curve_{dataset}.png", dataset=DATASETS
+        )
+    if EXPERIMENTS["dynamics"]:
+        out += ["results/figures/dynamics.png"]
+    out += expand("results/figures/gan_{dataset}.png", dataset=EXPERIMENTS["gan"])
+    if set(REGIMES) == {"baseline", "entangled"}:
+        out += expand(
+            "results/figures/{dataset}_{kind}.png",
+            dataset=DATASETS,
+            kind=["tsne_layers", "tsne_gradients", "confidence"],
+        )
+    return out
+
+
+def all_outputs():
+    return (
+        runs("results/checkpoints/{dataset}/{regime}/seed{seed}.pt")
+        + evaluation_outputs()
+        + figure_outputs()
+        + ["results/tables/claims.md"]
+    )

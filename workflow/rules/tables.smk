@@ -1,0 +1,53 @@
+# Tables and the claims verdicts, from every run's metrics and evaluation.
+
+
+rule tables:
+    input:
+        metrics=runs("results/metrics/{dataset}/{regime}/seed{seed}.json"),
+        evaluations=evaluation_outputs(),
+        dynamics=runs("results/dynamics/{dataset}/{regime}/seed{seed}.csv"),
+        gan=expand("results/experiments/gan_{dataset}.csv", dataset=EXPERIMENTS["gan"]),
+        synthetic=(
+            ["results/experiments/synthetic_compare.csv"]
+            if EXPERIMENTS["synthetic"]
+            else []
+        ),
+    output:
+        accuracy=report(
+            "results/tables/accuracy.md",
+            caption="../report/tables.rst",
+            category="Tables",
+        ),
+        ood=report(
+            "results/tables/ood.md", caption="../report/tables.rst", category="Tables"
+        ),
+        detection=report(
+            "results/tables/detection.md",
+            caption="../report/tables.rst",
+            category="Tables",
+        ),
+        claims=report(
+            "results/tables/claims.md",
+            caption="../report/tables.rst",
+            category="Tables",
+        ),
+        summary="results/tables/summary.json",
+    log:
+        "logs/tables.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    params:
+        config=CONFIG_FILE,
+        evaluations=lambda w, input: " ".join(
+            os.path.dirname(p) for p in input.evaluations
+        ),
+        gan=lambda w, input: f"--gan {' '.join(input.gan)}" if input.gan else "",
+        synthetic=lambda w, input: (
+            f"--synthetic {' '.join(input.synthetic)}" if input.synthetic else ""
+        ),
+        outdir=lambda w, output: os.path.dirname(output.summary),
+    shell:
+        "snnl tables --metrics {input.metrics} --evaluations {params.evaluations}"
+        " --dynamics {input.dynamics} {params.gan} {params.synthetic}"
+        " --config {params.config} --out {params.outdir} > {log} 2>&1"

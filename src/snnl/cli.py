@@ -25,6 +25,7 @@ COMMAND_MODULES: list[str] = [
     "snnl.commands.temperature_curve",
     "snnl.commands.dynamics_figure",
     "snnl.commands.gan",
+    "snnl.commands.tables",
 ]
 
 

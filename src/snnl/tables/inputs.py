@@ -1,0 +1,269 @@
+"""Reading the inputs of `snnl tables`: which run each file belongs to, and its numbers.
+
+    metrics JSON        results/metrics/{dataset}/{regime}/seed{seed}.json     (snnl train --metrics)
+    evaluation folder   results/evaluation/{dataset}/{regime}/seed{seed}/      (snnl evaluate: summary.json,
+                        tsne_gradients.csv)
+    probe log           results/dynamics/{dataset}/{regime}/seed{seed}.csv     (snnl train --probe-log)
+    GAN curve           results/experiments/gan_{dataset}.csv                  (snnl gan --csv)
+    E2 points           results/experiments/synthetic_compare.csv              (snnl synthetic --mode compare)
+
+A run's dataset, regime and seed come from its path (``.../DATASET/REGIME/seedN``), or,
+where the path does not follow that pattern, from what the file records; a regime or seed
+recorded in the file that contradicts the path is an error. A GAN curve is named
+``NAME=PATH`` or after its file (``gan_mnist5k.csv`` -> ``mnist5k``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from snnl.errors import DataError
+from snnl.experiments.dynamics import parse_run_path, read_logs
+
+RunKey = tuple[str, str, int]  # (dataset, regime, seed)
+
+SUMMARY_JSON = "summary.json"
+TSNE_GRADIENTS_CSV = "tsne_gradients.csv"
+GAN_PIXELS = "pixels"
+
+
+@dataclass
+class Evaluation:
+    """One `snnl evaluate` folder: its summary and (optionally) the gradient t-SNE points."""
+
+    path: Path
+    summary: dict[str, Any]
+    tsne_gradients: pd.DataFrame | None = None
+
+
+@dataclass
+class Inputs:
+    metrics: dict[RunKey, dict[str, Any]] = field(default_factory=dict)
+    evaluations: dict[RunKey, Evaluation] = field(default_factory=dict)
+    dynamics: pd.DataFrame | None = None  # dataset, regime, seed, step, layer, layer_index, snnl
+    gan: pd.DataFrame | None = None  # dataset, run, step, layer, layer_index, snnl
+    synthetic: pd.DataFrame | None = None  # objective, direction, snnl, kmeans_purity, fine_kmeans_purity (one row each)
+    sources: dict[str, list[str]] = field(default_factory=dict)
+
+    # -- views -----------------------------------------------------------------------
+
+    def probe(self) -> pd.DataFrame | None:
+        """The probe curves: the probe logs where given, else the metrics' probe records."""
+        if self.dynamics is not None:
+            return self.dynamics
+        frames = [probe_frame(m, key) for key, m in sorted(self.metrics.items(), key=lambda kv: _key_order(kv[0]))]
+        frames = [f for f in frames if f is not None]
+        return pd.concat(frames, ignore_index=True) if frames else None
+
+
+def _key_order(key: RunKey) -> tuple:
+    dataset, regime, seed = key
+    return (dataset, {"baseline": 0, "entangled": 1}.get(regime, 2), regime, seed)
+
+
+def _as_int(value: Any) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return int(f) if math.isfinite(f) and f == int(f) else None
+
+
+def identify(path: Path, recorded: dict[str, Any], what: str) -> RunKey:
+    """(dataset, regime, seed) of the file ``path`` from its path, checked against ``recorded``."""
+    parsed = parse_run_path(path)
+    rec_regime = recorded.get("regime")
+    rec_seed = _as_int(recorded.get("seed"))
+    if parsed is not None:
+        if rec_regime not in (None, "") and str(rec_regime) != parsed["regime"]:
+            raise DataError(f"{what} {path} records regime {rec_regime!r} but its path says {parsed['regime']!r}; "
+                            "the path (.../DATASET/REGIME/seedN) must name the run the file holds")
+        if rec_seed is not None and rec_seed != parsed["seed"]:
+            raise DataError(f"{what} {path} records seed {rec_seed} but its path says seed{parsed['seed']}; "
+                            "the path (.../DATASET/REGIME/seedN) must name the run the file holds")
+        return parsed["dataset"], parsed["regime"], int(parsed["seed"])
+    dataset = recorded.get("dataset")
+    if dataset in (None, "") or rec_regime in (None, "") or rec_seed is None:
+        raise DataError(f"cannot tell which run {what} {path} belongs to: its path does not read "
+                        ".../DATASET/REGIME/seedN and the file does not record its dataset, regime and seed")
+    return str(dataset), str(rec_regime), rec_seed
+
+
+def _read_json(path: Path, what: str) -> dict[str, Any]:
+    if not path.is_file():
+        raise DataError(f"{what} {path} does not exist")
+    try:
+        obj = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(f"{what} {path} is not valid JSON ({err}); rerun the step that writes it") from err
+    if not isinstance(obj, dict):
+        raise DataError(f"{what} {path} does not hold a JSON object")
+    return obj
+
+
+def _put(store: dict, key: RunKey, value: Any, path: Path, what: str, paths: dict) -> None:
+    if key in store:
+        raise DataError(f"two {what}s for run {key[0]}/{key[1]}/seed{key[2]}: {paths[key]} and {path}; "
+                        "pass one file per (dataset, regime, seed)")
+    store[key] = value
+    paths[key] = path
+
+
+def load_metrics(paths: Sequence[str | Path]) -> dict[RunKey, dict[str, Any]]:
+    out: dict[RunKey, dict[str, Any]] = {}
+    seen: dict[RunKey, Path] = {}
+    for p in paths:
+        p = Path(p)
+        m = _read_json(p, "metrics file")
+        _put(out, identify(p, m, "metrics file"), m, p, "metrics file", seen)
+    return out
+
+
+def evaluation_dir(path: str | Path) -> Path:
+    """An evaluation folder from the folder itself or its summary.json."""
+    p = Path(path)
+    return p.parent if p.name == SUMMARY_JSON else p
+
+
+def load_evaluations(paths: Sequence[str | Path]) -> dict[RunKey, Evaluation]:
+    out: dict[RunKey, Evaluation] = {}
+    seen: dict[RunKey, Path] = {}
+    for p in paths:
+        d = evaluation_dir(p)
+        summary_path = d / SUMMARY_JSON
+        if not summary_path.is_file():
+            raise DataError(f"{summary_path} does not exist: the evaluation in {d} has not finished; "
+                            f"run `snnl evaluate ... --out {d}` first")
+        summary = _read_json(summary_path, "evaluation summary")
+        ck = summary.get("checkpoint") or {}
+        recorded = {"dataset": ck.get("dataset") or (summary.get("dataset") or {}).get("name"),
+                    "regime": ck.get("regime"), "seed": ck.get("seed")}
+        key = identify(d, recorded, "evaluation folder")
+        tsne = None
+        if (d / TSNE_GRADIENTS_CSV).is_file():
+            tsne = pd.read_csv(d / TSNE_GRADIENTS_CSV)
+        _put(out, key, Evaluation(d, summary, tsne), d, "evaluation folder", seen)
+    return out
+
+
+def load_dynamics(paths: Sequence[str | Path]) -> pd.DataFrame:
+    df = read_logs([str(p) for p in paths])
+    df["seed"] = df["seed"].astype(int)
+    return df
+
+
+def probe_frame(metrics: dict[str, Any], key: RunKey) -> pd.DataFrame | None:
+    """The ``probe`` records of a metrics JSON as a probe-log frame (None when it has none)."""
+    records = metrics.get("probe") or []
+    if not records:
+        return None
+    df = pd.DataFrame.from_records(records)
+    if not {"step", "layer", "snnl"} <= set(df.columns):
+        return None
+    df["layer"] = df["layer"].astype(str)
+    df["snnl"] = pd.to_numeric(df["snnl"], errors="coerce")
+    order = {name: i for i, name in enumerate(dict.fromkeys(df["layer"]))}
+    df["layer_index"] = df["layer"].map(order)
+    df["dataset"], df["regime"], df["seed"] = key
+    return df[["dataset", "regime", "seed", "step", "layer", "layer_index", "snnl"]]
+
+
+_GAN_PREFIX = re.compile(r"^gan[_-]")
+
+
+def parse_named(item: str) -> tuple[str | None, Path]:
+    """``NAME=PATH`` -> (NAME, PATH); a bare PATH -> (None, PATH)."""
+    name, sep, rest = str(item).partition("=")
+    if sep and name and "/" not in name and rest:
+        return name, Path(rest)
+    return None, Path(item)
+
+
+def load_gan(items: Sequence[str | Path]) -> pd.DataFrame:
+    """GAN curves, one row per (run, step, layer): dataset, run, step, layer, layer_index, snnl."""
+    frames = []
+    counts: dict[str, int] = {}
+    for item in items:
+        name, path = parse_named(str(item))
+        if not path.is_file():
+            raise DataError(f"GAN curve {path} does not exist; run `snnl gan ... --csv {path}` first")
+        df = pd.read_csv(path)
+        missing = [c for c in ("step", "layer", "snnl") if c not in df.columns]
+        if missing:
+            raise DataError(f"GAN curve {path} lacks column(s) {', '.join(missing)}; it should be the CSV of `snnl gan`")
+        if name is None:
+            parsed = parse_run_path(path)
+            name = parsed["dataset"] if parsed else _GAN_PREFIX.sub("", path.stem) or path.stem
+        counts[name] = counts.get(name, 0) + 1
+        df = df.copy()
+        df["snnl"] = pd.to_numeric(df["snnl"], errors="coerce")
+        df["layer"] = df["layer"].astype(str)
+        if "layer_index" not in df.columns:
+            order = {n: i for i, n in enumerate(dict.fromkeys(df["layer"]))}
+            df["layer_index"] = df["layer"].map(order)
+        df["dataset"] = name
+        df["run"] = f"{name}#{counts[name]}"
+        df["source"] = str(path)
+        frames.append(df[["dataset", "run", "source", "step", "layer", "layer_index", "snnl"]])
+    return pd.concat(frames, ignore_index=True)
+
+
+def load_synthetic(paths: Sequence[str | Path]) -> pd.DataFrame | None:
+    """The E2 end points' measures (one row per objective and direction), from `snnl synthetic
+    --mode compare` CSVs; files of the minimise mode (no ``objective`` column) are skipped."""
+    rows = []
+    for p in paths:
+        p = Path(p)
+        if not p.is_file():
+            raise DataError(f"synthetic CSV {p} does not exist; run `snnl synthetic ... --csv {p}` first")
+        df = pd.read_csv(p)
+        if not {"objective", "direction"} <= set(df.columns):
+            continue
+        keep = [c for c in ("objective", "direction", "snnl", "kmeans_purity", "fine_kmeans_purity") if c in df.columns]
+        rows.append(df[keep].drop_duplicates(["objective", "direction"]).assign(source=str(p)))
+    return pd.concat(rows, ignore_index=True) if rows else None
+
+
+def load_inputs(
+    metrics: Sequence[str | Path] = (),
+    evaluations: Sequence[str | Path] = (),
+    dynamics: Sequence[str | Path] = (),
+    gan: Sequence[str | Path] = (),
+    synthetic: Sequence[str | Path] = (),
+) -> Inputs:
+    inputs = Inputs(
+        metrics=load_metrics(metrics),
+        evaluations=load_evaluations(evaluations),
+        dynamics=load_dynamics(dynamics) if dynamics else None,
+        gan=load_gan(gan) if gan else None,
+        synthetic=load_synthetic(synthetic) if synthetic else None,
+    )
+    inputs.sources = {"metrics": [str(p) for p in metrics], "evaluations": [str(p) for p in evaluations],
+                      "dynamics": [str(p) for p in dynamics], "gan": [str(p) for p in gan],
+                      "synthetic": [str(p) for p in synthetic]}
+    return inputs
+
+
+def knn_agreement(xy: np.ndarray, labels: np.ndarray, k: int = 5) -> float:
+    """Mean over points of the share of their k nearest other points (Euclidean) with the same label."""
+    xy = np.asarray(xy, dtype=np.float64)
+    labels = np.asarray(labels)
+    n = xy.shape[0]
+    if n < 2:
+        return math.nan
+    k = min(k, n - 1)
+    d = ((xy[:, None, :] - xy[None, :, :]) ** 2).sum(-1)
+    np.fill_diagonal(d, np.inf)
+    nn = np.argsort(d, axis=1, kind="stable")[:, :k]
+    return float((labels[nn] == labels[:, None]).mean())

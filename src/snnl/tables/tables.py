@@ -1,0 +1,373 @@
+"""The result tables: test accuracy, confidence on outliers, detection.
+
+Every CSV is tidy, one estimate per row:
+
+    accuracy.csv   dataset, regime, metric, n, mean, ci_lo, ci_hi, seeds
+    ood.csv        dataset, set, regime, metric, n, mean, ci_lo, ci_hi, seeds
+    detection.csv  dataset, target, score, regime, metric, n, mean, ci_lo, ci_hi, seeds
+    confidence.csv dataset, regime, set, kind, confidence, fraction, n  (max-softmax histograms, for `dvc plots`)
+
+``regime`` is ``baseline``, ``entangled`` (mean and t interval over seeds) or
+``entangled - baseline`` (the paired difference, paired by seed; n = pairs); ``seeds``
+lists the seeds that entered the row. In ood.csv, ``set`` is ``test`` (metrics
+``mean_confidence``, ``ece``) or an outlier set (``mean_confidence``, ``msp_auroc``). In
+detection.csv, ``target`` is an evaluation comparison (``ood:<set>``,
+``adv:<attack>:<eps>``), ``score`` one of ``snnl_<layer>``, ``snnl_combined``,
+``knn_<layer>``, ``knn_combined``, ``msp`` and ``metric`` one of ``auroc``, ``aupr``,
+``fpr95``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import pandas as pd
+
+from snnl.tables import fmt
+from snnl.tables.inputs import Inputs, RunKey
+from snnl.tables.stats import Estimate, mean_ci, paired
+
+BASELINE, ENTANGLED = "baseline", "entangled"
+DIFF = "entangled - baseline"
+REGIME_ORDER = (BASELINE, ENTANGLED)
+
+ACCURACY_COLUMNS = ["dataset", "regime", "metric", "n", "mean", "ci_lo", "ci_hi", "seeds"]
+OOD_COLUMNS = ["dataset", "set", "regime", "metric", "n", "mean", "ci_lo", "ci_hi", "seeds"]
+DETECTION_COLUMNS = ["dataset", "target", "score", "regime", "metric", "n", "mean", "ci_lo", "ci_hi", "seeds"]
+DETECTION_METRICS = ("auroc", "aupr", "fpr95")
+
+Values = dict[str, dict[int, Any]]  # regime -> seed -> value
+
+
+def _num(v: Any) -> float | None:
+    if v is None:
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _dig(obj: Any, *path: str) -> Any:
+    for p in path:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(p)
+    return obj
+
+
+def test_accuracy(inputs: Inputs, key: RunKey) -> float | None:
+    """The run's test accuracy: the metrics JSON's, else the evaluation's."""
+    m = inputs.metrics.get(key)
+    if m is not None and _num(m.get("test_accuracy")) is not None:
+        return _num(m["test_accuracy"])
+    ev = inputs.evaluations.get(key)
+    return _num(_dig(ev.summary, "test", "accuracy")) if ev is not None else None
+
+
+def collect(keys: Iterable[RunKey], value: Callable[[RunKey], Any]) -> dict[str, Values]:
+    """dataset -> regime -> seed -> value (None values kept: they count as missing)."""
+    out: dict[str, Values] = {}
+    for key in keys:
+        dataset, regime, seed = key
+        out.setdefault(dataset, {}).setdefault(regime, {})[seed] = value(key)
+    return out
+
+
+def regimes_of(values: Values) -> list[str]:
+    return [r for r in REGIME_ORDER if r in values] + sorted(r for r in values if r not in REGIME_ORDER)
+
+
+def estimates(values: Values, level: float) -> list[tuple[str, Estimate, list[int]]]:
+    """(regime, estimate, seeds) per regime, then the paired difference when both regimes exist."""
+    rows = []
+    for regime in regimes_of(values):
+        seeds = sorted(s for s, v in values[regime].items() if _num(v) is not None)
+        rows.append((regime, mean_ci([values[regime][s] for s in seeds], level), seeds))
+    if BASELINE in values and ENTANGLED in values:
+        est, seeds = paired(values[ENTANGLED], values[BASELINE], level)
+        rows.append((DIFF, est, seeds))
+    return rows
+
+
+def _row(est: Estimate, seeds: list[int], **front: Any) -> dict[str, Any]:
+    return {**front, "n": est.n, "mean": est.mean, "ci_lo": est.lo, "ci_hi": est.hi,
+            "seeds": " ".join(str(s) for s in seeds)}
+
+
+def _all_keys(inputs: Inputs) -> list[RunKey]:
+    return sorted(set(inputs.metrics) | set(inputs.evaluations))
+
+
+# ---------------------------------------------------------------------------------------
+# accuracy
+
+
+def accuracy_table(inputs: Inputs, level: float = 0.95) -> pd.DataFrame:
+    rows = []
+    for dataset, values in collect(_all_keys(inputs), lambda k: test_accuracy(inputs, k)).items():
+        for regime, est, seeds in estimates(values, level):
+            rows.append(_row(est, seeds, dataset=dataset, regime=regime, metric="test_accuracy"))
+    return pd.DataFrame(rows, columns=ACCURACY_COLUMNS)
+
+
+# ---------------------------------------------------------------------------------------
+# outliers
+
+
+def outlier_sets(inputs: Inputs, dataset: str) -> list[str]:
+    names: dict[str, None] = {}
+    for (d, _, _), ev in sorted(inputs.evaluations.items()):
+        if d == dataset:
+            names.update(dict.fromkeys((ev.summary.get("outliers") or {}).keys()))
+    return list(names)
+
+
+def ood_table(inputs: Inputs, level: float = 0.95) -> pd.DataFrame:
+    rows = []
+    keys = sorted(inputs.evaluations)
+    datasets = list(dict.fromkeys(k[0] for k in keys))
+    for dataset in datasets:
+        dkeys = [k for k in keys if k[0] == dataset]
+        specs: list[tuple[str, str, tuple[str, ...]]] = [
+            ("test", "mean_confidence", ("test", "mean_confidence")),
+            ("test", "ece", ("test", "ece")),
+        ]
+        for name in outlier_sets(inputs, dataset):
+            specs += [(name, "mean_confidence", ("outliers", name, "mean_confidence")),
+                      (name, "msp_auroc", ("outliers", name, "msp_auroc"))]
+        for set_name, metric, path in specs:
+            values = collect(dkeys, lambda k, path=path: _num(_dig(inputs.evaluations[k].summary, *path)))[dataset]
+            for regime, est, seeds in estimates(values, level):
+                rows.append(_row(est, seeds, dataset=dataset, set=set_name, regime=regime, metric=metric))
+    return pd.DataFrame(rows, columns=OOD_COLUMNS)
+
+
+# ---------------------------------------------------------------------------------------
+# detection
+
+
+def target_order(target: str) -> tuple:
+    kind, _, rest = target.partition(":")
+    if kind == "ood":
+        return (0, rest, 0.0)
+    attack, _, eps = rest.partition(":")
+    try:
+        e = float(eps)
+    except ValueError:
+        e = math.inf
+    return (1, attack, e)
+
+
+def target_label(target: str) -> str:
+    kind, _, rest = target.partition(":")
+    if kind == "ood":
+        return f"outliers: {rest}"
+    if kind == "adv":
+        attack, _, eps = rest.partition(":")
+        return f"{attack.upper()} eps={eps}"
+    return target
+
+
+def score_order(score: str, layers: list[str]) -> tuple:
+    if score == "msp":
+        return (2, 0, "")
+    family, _, layer = score.partition("_")
+    fam = {"snnl": 0, "knn": 1}.get(family, 3)
+    if layer == "combined":
+        return (fam, len(layers) + 1, layer)
+    return (fam, layers.index(layer) if layer in layers else len(layers), layer)
+
+
+def score_label(score: str) -> str:
+    if score == "msp":
+        return "max-softmax"
+    family, _, layer = score.partition("_")
+    name = {"snnl": "SNNL", "knn": "deep k-NN"}.get(family, family)
+    return f"{name} {layer}".strip()
+
+
+def detection_layout(inputs: Inputs, dataset: str) -> tuple[list[str], dict[str, list[str]]]:
+    """(targets, target -> scores) over the dataset's evaluations, in display order."""
+    targets: dict[str, dict[str, None]] = {}
+    layers: list[str] = []
+    for (d, _, _), ev in sorted(inputs.evaluations.items()):
+        if d != dataset:
+            continue
+        layers += [x for x in ev.summary.get("layers") or [] if x not in layers]
+        for target, scores in (ev.summary.get("detection") or {}).items():
+            targets.setdefault(target, {}).update(dict.fromkeys(scores))
+    ordered = sorted(targets, key=target_order)
+    return ordered, {t: sorted(targets[t], key=lambda s: score_order(s, layers)) for t in ordered}
+
+
+def detection_value(inputs: Inputs, key: RunKey, target: str, score: str, metric: str) -> float | None:
+    ev = inputs.evaluations.get(key)
+    return _num(_dig(ev.summary, "detection", target, score, metric)) if ev is not None else None
+
+
+def detection_table(inputs: Inputs, level: float = 0.95) -> pd.DataFrame:
+    rows = []
+    keys = sorted(inputs.evaluations)
+    for dataset in dict.fromkeys(k[0] for k in keys):
+        dkeys = [k for k in keys if k[0] == dataset]
+        targets, scores = detection_layout(inputs, dataset)
+        for target in targets:
+            for score in scores[target]:
+                per_metric = {
+                    metric: estimates(collect(dkeys, lambda k, m=metric, t=target, s=score: detection_value(inputs, k, t, s, m))[dataset], level)
+                    for metric in DETECTION_METRICS
+                }
+                for i, (regime, _, _) in enumerate(per_metric["auroc"]):
+                    for metric in DETECTION_METRICS:
+                        _, est, seeds = per_metric[metric][i]
+                        rows.append(_row(est, seeds, dataset=dataset, target=target, score=score, regime=regime,
+                                         metric=metric))
+    return pd.DataFrame(rows, columns=DETECTION_COLUMNS)
+
+
+# ---------------------------------------------------------------------------------------
+# confidence histograms (DVC plots)
+
+CONFIDENCE_COLUMNS = ["dataset", "regime", "set", "kind", "confidence", "fraction", "n"]
+SAMPLES_CSV = "samples.csv"
+
+
+def confidence_table(inputs: Inputs, bins: int = 20) -> pd.DataFrame:
+    """Histogram of the max-softmax probability on the test split and each outlier set: per
+    (dataset, regime, set), the mean over seeds of the fraction of samples in each of ``bins``
+    equal-width bins of [0, 1] (``confidence`` = the bin centre; n = seeds), from each
+    evaluation's samples.csv (runs without one are left out)."""
+    import numpy as np
+
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    centres = (edges[:-1] + edges[1:]) / 2
+    hists: dict[tuple[str, str, str, str], list[np.ndarray]] = {}
+    for (dataset, regime, _), ev in sorted(inputs.evaluations.items()):
+        path = ev.path / SAMPLES_CSV
+        if not path.is_file():
+            continue
+        s = pd.read_csv(path, usecols=["set", "kind", "msp"])
+        s = s[s["kind"].isin(["test", "outlier"])]
+        for (set_name, kind), g in s.groupby(["set", "kind"], sort=False):
+            counts, _ = np.histogram(np.clip(g["msp"].to_numpy(dtype=float), 0.0, 1.0), bins=edges)
+            hists.setdefault((dataset, regime, str(set_name), str(kind)), []).append(counts / max(counts.sum(), 1))
+    rows = []
+    for (dataset, regime, set_name, kind), hs in hists.items():
+        mean = np.mean(hs, axis=0)
+        rows += [{"dataset": dataset, "regime": regime, "set": set_name, "kind": kind, "confidence": float(c),
+                  "fraction": float(f), "n": len(hs)} for c, f in zip(centres, mean)]
+    return pd.DataFrame(rows, columns=CONFIDENCE_COLUMNS)
+
+
+# ---------------------------------------------------------------------------------------
+# Markdown
+
+
+def _est(df: pd.DataFrame, **where: Any) -> Estimate | None:
+    sel = df
+    for k, v in where.items():
+        sel = sel[sel[k] == v]
+    if sel.empty:
+        return None
+    r = sel.iloc[0]
+    return Estimate(int(r["n"]), float(r["mean"]), float(r["ci_lo"]), float(r["ci_hi"]))
+
+
+def _cell(est: Estimate | None, diff: bool = False, show_n: bool = False) -> str:
+    if est is None:
+        return fmt.NA
+    return fmt.cell(est, sig=3 if diff else 4, sign=diff, show_n=show_n)
+
+
+def _n(df: pd.DataFrame, **where: Any) -> str:
+    parts = []
+    for regime in (BASELINE, ENTANGLED, DIFF):
+        est = _est(df, regime=regime, **where)
+        parts.append(str(est.n) if est is not None else "-")
+    return " / ".join(parts)
+
+
+def _intro(what: str, level: float) -> str:
+    pct = f"{100 * level:g}%"
+    return (f"{what} Each cell: mean over seeds and its {pct} Student-t interval [lo, hi]; "
+            f"`entangled - baseline` is the difference paired by seed (n = pairs). "
+            "n column: seeds of baseline / entangled / pairs.\n\n")
+
+
+def accuracy_markdown(df: pd.DataFrame, level: float = 0.95) -> str:
+    out = ["# Test accuracy\n\n", _intro("Test accuracy of the baseline (cross-entropy) and entangled (Eq. 3) models.",
+                                         level)]
+    rows = []
+    for dataset in dict.fromkeys(df["dataset"]):
+        d = df[df["dataset"] == dataset]
+        rows.append([dataset, _cell(_est(d, regime=BASELINE)), _cell(_est(d, regime=ENTANGLED)),
+                     _cell(_est(d, regime=DIFF), diff=True), _n(d)])
+    if not rows:
+        out.append("No runs.\n")
+    else:
+        out.append(fmt.pipe_table(["dataset", "baseline", "entangled", "entangled - baseline", "n"], rows,
+                                  ["l", "r", "r", "r", "r"]))
+    return "".join(out)
+
+
+_OOD_LABELS = {"mean_confidence": "mean max-softmax", "ece": "ECE", "msp_auroc": "max-softmax AUROC (test vs set)"}
+
+
+def ood_markdown(df: pd.DataFrame, level: float = 0.95) -> str:
+    out = ["# Confidence on outliers\n\n",
+           _intro("Mean max-softmax probability on the test split and on each outlier set, expected calibration "
+                  "error (ECE) on the test split, and the AUROC of the max-softmax score for test vs outliers.", level)]
+    rows = []
+    for dataset in dict.fromkeys(df["dataset"]):
+        d = df[df["dataset"] == dataset]
+        for set_name in dict.fromkeys(d["set"]):
+            s = d[d["set"] == set_name]
+            for metric in dict.fromkeys(s["metric"]):
+                rows.append([dataset, set_name, _OOD_LABELS.get(metric, metric),
+                             _cell(_est(s, regime=BASELINE, metric=metric)),
+                             _cell(_est(s, regime=ENTANGLED, metric=metric)),
+                             _cell(_est(s, regime=DIFF, metric=metric), diff=True), _n(s, metric=metric)])
+    if not rows:
+        out.append("No evaluations.\n")
+    else:
+        out.append(fmt.pipe_table(["dataset", "set", "quantity", "baseline", "entangled", "entangled - baseline", "n"],
+                                  rows, ["l", "l", "l", "r", "r", "r", "r"]))
+    return "".join(out)
+
+
+def detection_markdown(df: pd.DataFrame, level: float = 0.95) -> str:
+    out = ["# Detection of outliers and adversarial examples\n\n",
+           _intro("AUROC, AUPR (positives: outliers or successful adversarial examples) and false-positive rate at "
+                  "95% true-positive rate of each score: the SNNL of an input against training points of its "
+                  "predicted class, per hidden layer and combined over layers; the deep k-NN baseline; and "
+                  "1 - max-softmax.", level)]
+    if df.empty:
+        out.append("No evaluations.\n")
+        return "".join(out)
+    header = ["score", "AUROC baseline", "AUROC entangled", "AUROC ent - base", "AUPR baseline", "AUPR entangled",
+              "FPR@95 baseline", "FPR@95 entangled", "n"]
+    for dataset in dict.fromkeys(df["dataset"]):
+        out.append(f"## {dataset}\n\n")
+        d = df[df["dataset"] == dataset]
+        for target in dict.fromkeys(d["target"]):
+            t = d[d["target"] == target]
+            out.append(f"### {target_label(target)} (`{target}`)\n\n")
+            rows = []
+            for score in dict.fromkeys(t["score"]):
+                s = t[t["score"] == score]
+                rows.append([score_label(score),
+                             _cell(_est(s, regime=BASELINE, metric="auroc")),
+                             _cell(_est(s, regime=ENTANGLED, metric="auroc")),
+                             _cell(_est(s, regime=DIFF, metric="auroc"), diff=True),
+                             _cell(_est(s, regime=BASELINE, metric="aupr")),
+                             _cell(_est(s, regime=ENTANGLED, metric="aupr")),
+                             _cell(_est(s, regime=BASELINE, metric="fpr95")),
+                             _cell(_est(s, regime=ENTANGLED, metric="fpr95")),
+                             _n(s, metric="auroc")])
+            out.append(fmt.pipe_table(header, rows, ["l"] + ["r"] * (len(header) - 1)))
+            out.append("\n")
+    return "".join(out)

@@ -1,9 +1,10 @@
 # Config validation and the helpers every rule file uses.
-import hashlib
+import json
 import os
 from pathlib import Path
 
 import yaml
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 validate(config, "../schemas/config.schema.yaml")
@@ -33,8 +34,9 @@ try:
 
     validate_file(CONFIG_FILE, config["pipeline"])
 except SnnlError as err:
-    source = ", ".join(workflow.configfiles) or "the config"
-    raise ValueError(f"invalid configuration ({source}): {err}") from None
+    source = ", ".join(str(f) for f in workflow.configfiles) or "the config"
+    message = str(err).replace(f"config file {CONFIG_FILE}", f"config ({source})")
+    raise WorkflowError(f"invalid configuration: {message}") from None
 
 # the software environment (the same pins as requirements.txt), for --software-deployment-method conda
 CONDA_ENV = "../../environment.yml"
@@ -57,9 +59,25 @@ wildcard_constraints:
     seed=r"\d+",
 
 
+def canonical(value):
+    """A config value as canonical JSON (sorted keys), so that a rule's params change when a
+    value changes, never when only the order of keys in the YAML file does."""
+    return json.dumps(value, sort_keys=True)
+
+
 def section(name):
     """A config section, as a rule's params: changing it reruns the rules that use it."""
-    return config.get(name) or {}
+    return canonical(config.get(name) or {})
+
+
+def experiment_section(name):
+    """The settings of one analysis experiment, as a rule's params."""
+    return canonical((config.get("experiments") or {}).get(name, {}))
+
+
+def dataset_section(name):
+    """The options of one dataset, as a rule's params."""
+    return canonical((config.get("datasets") or {}).get(name, {}))
 
 
 def prepared(dataset):

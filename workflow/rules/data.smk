@@ -11,7 +11,7 @@ rule prepare_data:
     threads: 1
     params:
         config=CONFIG_FILE,
-        options=lambda w: section("datasets").get(w.dataset, {}),
+        options=lambda w: dataset_section(w.dataset),
     shell:
         "snnl prepare-data --dataset {wildcards.dataset} --config {params.config}"
         " --out {output} > {log} 2>&1"
@@ -27,7 +27,7 @@ rule prepare_outlier:
     threads: 1
     params:
         config=CONFIG_FILE,
-        options=lambda w: section("datasets").get(w.outlier, {}),
+        options=lambda w: dataset_section(w.outlier),
     shell:
         "snnl prepare-data --dataset {wildcards.outlier} --like {wildcards.dataset}"
         " --config {params.config} --out {output} > {log} 2>&1"

@@ -6,7 +6,7 @@ rule synthetic:
         csv="results/experiments/synthetic_{mode}.csv",
         figure=report(
             "results/figures/synthetic_{mode}.png",
-            caption="../report/synthetic_{mode}.rst",
+            caption="../report/synthetic.rst",
             category="E1-E2 synthetic",
         ),
     log:
@@ -18,7 +18,7 @@ rule synthetic:
     threads: 1
     params:
         config=CONFIG_FILE,
-        experiments=lambda w: section("experiments"),
+        experiments=lambda w: experiment_section("synthetic"),
     shell:
         "snnl synthetic --mode {wildcards.mode} --config {params.config} --csv {output.csv}"
         " --figure {output.figure} --threads {threads} --quiet > {log} 2>&1"
@@ -47,7 +47,7 @@ rule temperature_curve:
     threads: THREADS
     params:
         config=CONFIG_FILE,
-        experiments=lambda w: section("experiments"),
+        experiments=lambda w: experiment_section("temperature_curve"),
         checkpoints=lambda w, input: " ".join(
             f"--checkpoint {c} --label {r}" for c, r in zip(input.checkpoints, REGIMES)
         ),
@@ -61,7 +61,7 @@ rule dynamics_figure:
     input:
         runs("results/dynamics/{dataset}/{regime}/seed{seed}.csv"),
     output:
-        csv="results/experiments/dynamics.csv",
+        csv="results/tables/dynamics.csv",
         figure=report(
             "results/figures/dynamics.png",
             caption="../report/dynamics.rst",
@@ -74,7 +74,7 @@ rule dynamics_figure:
     threads: 1
     params:
         config=CONFIG_FILE,
-        experiments=lambda w: section("experiments"),
+        experiments=lambda w: experiment_section("dynamics_figure"),
     shell:
         "snnl dynamics-figure --logs {input} --config {params.config} --csv {output.csv}"
         " --figure {output.figure} --threads {threads} > {log} 2>&1"
@@ -104,7 +104,7 @@ rule gan:
         gpu=GPU,
     params:
         config=CONFIG_FILE,
-        experiments=lambda w: section("experiments"),
+        experiments=lambda w: experiment_section("gan"),
     shell:
         "snnl gan --data {input.data} --config {params.config} --csv {output.csv} --figure {output.figure}"
         " --samples {output.samples} --threads {threads} --quiet > {log} 2>&1"

@@ -8,7 +8,7 @@ STAMP := $(VENV)/.snnl-installed
 CORES ?= all
 CONFIG ?= config/default.yaml
 
-.PHONY: setup debian-data test reproduce pull bench clean-results
+.PHONY: setup debian-data debian-tools test reproduce pull bench clean-results
 
 setup: $(STAMP)
 
@@ -38,15 +38,28 @@ debian-data:
 			|| echo "debian-data: warning: apt-get could not install dataset-fashion-mnist; the full Fashion-MNIST test will fail"; \
 	fi
 
-test: $(STAMP) debian-data
+# Chromium renders results/report.html for `snnl check-report` (make reproduce, tests).
+debian-tools:
+	@if command -v chromium >/dev/null 2>&1; then \
+		:; \
+	elif ! command -v apt-get >/dev/null 2>&1 || [ "$$(id -u)" -ne 0 ]; then \
+		echo "debian-tools: cannot apt-get install chromium here; the report's rendering check will be skipped"; \
+	else \
+		echo "debian-tools: installing chromium with apt-get"; \
+		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; } \
+			|| echo "debian-tools: warning: apt-get could not install chromium; the rendering check will be skipped"; \
+	fi
+
+test: $(STAMP) debian-data debian-tools
 	$(PY) -m pytest
 
 SNAKEMAKE := $(VENV)/bin/snakemake --profile workflow/profiles/default --configfile $(CONFIG)
 
 # The whole pipeline, then the HTML report. Reruns reuse every finished output.
-reproduce: $(STAMP) debian-data
+reproduce: $(STAMP) debian-data debian-tools
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(SNAKEMAKE) --cores $(CORES)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(SNAKEMAKE) --report results/report.html
+	$(VENV)/bin/snnl check-report results/report.html --figures results/figures --screenshot results/report.png
 	@echo "report: results/report.html; tables: results/tables/; claims: results/tables/claims.md"
 
 # After a fresh clone: fetch data and results from the DVC remote, then mark them up to

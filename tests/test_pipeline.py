@@ -231,3 +231,22 @@ def test_dvc_round_trip_restores_everything_and_nothing_reruns(tiny_run, tmp_pat
     assert after == before
     out = snakemake(work, "-n", "--configfile", "config/tiny.yaml")
     assert "Nothing to be done" in out.stdout + out.stderr, out.stdout[-3000:]
+
+
+def test_report_holds_every_figure_and_renders(tiny_run):
+    from snnl.report_check import check_rendered, check_report, find_chromium
+
+    work = tiny_run
+    snakemake(work, "--configfile", "config/tiny.yaml", "--report", "results/report.html")
+    figures = sorted((work / "results" / "figures").glob("*.png"))
+    assert len(figures) == 9
+    old = os.getcwd()
+    os.chdir(work)
+    try:
+        assert check_report("results/report.html", [str(f.relative_to(work)) for f in figures]) == []
+        if find_chromium() is None:
+            pytest.skip("Chromium not installed (make test installs it with apt-get where it can)")
+        assert check_rendered("results/report.html", work / "report.png") == []
+        assert (work / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    finally:
+        os.chdir(old)

@@ -13,9 +13,44 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from snnl.errors import ConfigError
 
 SECTIONS = ("pipeline", "datasets", "train", "tune", "evaluate", "experiments")
+
+
+def read_yaml(path: str | Path | None) -> dict[str, Any]:
+    """The whole YAML document as a dict ({} for no file), with clear errors."""
+    if path is None:
+        return {}
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist; pass an existing YAML file to --config")
+    try:
+        document = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {err}") from err
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise ConfigError(
+            f"config file {path}: the top level must be a mapping (key: value), got {type(document).__name__}"
+        )
+    return document
+
+
+def read_section(path: str | Path | None, key: str, must: str = "be a mapping of settings") -> dict[str, Any]:
+    """The ``key:`` mapping of a YAML file ({} without a file or without the key).
+
+    ``must`` completes the error message "`key` must ..." when the section is not a mapping.
+    """
+    section = read_yaml(path).get(key)
+    if section is None:
+        return {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"config file {path}: `{key}` must {must}, got {type(section).__name__}")
+    return section
 
 
 def validate_file(path: str | Path, pipeline: dict[str, Any] | None = None) -> None:
@@ -28,7 +63,7 @@ def validate_file(path: str | Path, pipeline: dict[str, Any] | None = None) -> N
     from snnl.evaluate.config import load_evaluate_config
     from snnl.experiments.config import from_dict as experiment_config
     from snnl.experiments.config import read_section as read_experiments
-    from snnl.training.config import read_yaml, train_config, tune_config
+    from snnl.training.config import train_config, tune_config
 
     path = Path(path)
     document = read_yaml(path)

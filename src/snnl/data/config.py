@@ -11,34 +11,16 @@ import copy
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from snnl.data.defaults import DEFAULTS, NOISE_KINDS, OPTION_TYPES
+from snnl.config import read_section
 from snnl.errors import ConfigError
 
 
 def read_datasets_section(config_path: str | Path | None) -> dict[str, dict[str, Any]]:
     """The ``datasets:`` mapping of a YAML file ({} when no file is given or the key is absent)."""
-    if config_path is None:
-        return {}
-    path = Path(config_path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist; pass an existing YAML file to --config")
-    try:
-        document = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"config file {path} is not valid YAML: {err}") from err
-    if document is None:
-        return {}
-    if not isinstance(document, dict):
-        raise ConfigError(
-            f"config file {path}: the top level must be a mapping (key: value), got {type(document).__name__}"
-        )
-    section = document.get("datasets")
-    if section is None:
-        return {}
-    if not isinstance(section, dict):
-        raise ConfigError(f"config file {path}: `datasets` must map dataset names to their options")
+    path = config_path
+    section = read_section(config_path, "datasets", must="map dataset names to their options")
     for name, options in section.items():
         if name not in DEFAULTS:
             raise ConfigError(

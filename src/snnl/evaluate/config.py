@@ -33,9 +33,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from snnl.attacks import ATTACKS
+from snnl.config import read_section
 from snnl.errors import ConfigError
 
 INPUT_TYPES = ("gray", "rgb")
@@ -183,25 +183,7 @@ def _check(key: str, value: Any, where: str) -> Any:
 
 def read_evaluate_section(config_path: str | Path | None) -> dict[str, Any]:
     """The ``evaluate:`` mapping of a YAML file ({} without a file or without the key)."""
-    if config_path is None:
-        return {}
-    path = Path(config_path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist; pass an existing YAML file to --config")
-    try:
-        document = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"config file {path} is not valid YAML: {err}") from err
-    if document is None:
-        return {}
-    if not isinstance(document, dict):
-        raise ConfigError(f"config file {path}: the top level must be a mapping (key: value), got {type(document).__name__}")
-    section = document.get("evaluate")
-    if section is None:
-        return {}
-    if not isinstance(section, dict):
-        raise ConfigError(f"config file {path}: `evaluate` must be a mapping of settings, got {type(section).__name__}")
-    return section
+    return read_section(config_path, "evaluate")
 
 
 def load_evaluate_config(config_path: str | Path | None = None) -> EvaluateConfig:

@@ -27,8 +27,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
 
+from snnl.config import read_section as read_yaml_section
 from snnl.errors import ConfigError
 
 SECTION = "experiments"
@@ -288,24 +288,8 @@ assert all(set(CHECKS[n]) == {f.name for f in fields(c)} for n, c in CLASSES.ite
 def read_section(config_path: str | Path | None) -> dict[str, dict[str, Any]]:
     """The ``experiments:`` mapping of a YAML file ({} when no file is given or the key is
     absent), with its experiment names checked."""
-    if config_path is None:
-        return {}
-    path = Path(config_path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist; pass an existing YAML file to --config")
-    try:
-        document = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"config file {path} is not valid YAML: {err}") from err
-    if document is None:
-        return {}
-    if not isinstance(document, dict):
-        raise ConfigError(f"config file {path}: the top level must be a mapping (key: value), got {type(document).__name__}")
-    section = document.get(SECTION)
-    if section is None:
-        return {}
-    if not isinstance(section, dict):
-        raise ConfigError(f"config file {path}: `{SECTION}` must map experiment names to their settings")
+    path = config_path
+    section = read_yaml_section(config_path, SECTION, must="map experiment names to their settings")
     for name, settings in section.items():
         if name not in CLASSES:
             raise ConfigError(

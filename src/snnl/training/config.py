@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
 
+from snnl.config import read_yaml  # noqa: F401 (re-exported: snnl.training.config.read_yaml)
 from snnl.errors import ConfigError
 
 REGIMES = ("baseline", "entangled")
@@ -228,24 +228,6 @@ def _check_consistency(cfg: TrainConfig, where: str) -> None:
 
 # ---------------------------------------------------------------------------------------
 # Reading the YAML file
-
-
-def read_yaml(path: str | Path | None) -> dict[str, Any]:
-    """The whole YAML document as a dict ({} for no file)."""
-    if path is None:
-        return {}
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist; pass an existing YAML file to --config")
-    try:
-        document = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"config file {path} is not valid YAML: {err}") from err
-    if document is None:
-        return {}
-    if not isinstance(document, dict):
-        raise ConfigError(f"config file {path}: the top level must be a mapping, got {type(document).__name__}")
-    return document
 
 
 def _section(document: dict[str, Any], key: str, where: str) -> dict[str, Any]:

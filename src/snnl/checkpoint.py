@@ -143,7 +143,18 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"checkpoint {path} does not exist; train one with `snnl train --out {path}`")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile, KeyError) as err:
+    except pickle.UnpicklingError as err:
+        if "weights only" in str(err).lower():
+            raise CheckpointError(
+                f"checkpoint {path} contains pickled Python objects, which snnl refuses to load "
+                "(torch.load(weights_only=True)); only tensors and plain containers are read. "
+                "Write checkpoints with `snnl train`, or re-save a trusted file as a plain dict"
+            ) from err
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt or truncated and cannot be read ({type(err).__name__}); "
+            "delete it and train again"
+        ) from err
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as err:
         if isinstance(err, pickle.UnpicklingError) and "weights only" in str(err).lower():
             raise CheckpointError(
                 f"checkpoint {path} contains pickled Python objects, which snnl refuses to load "

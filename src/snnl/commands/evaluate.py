@@ -75,24 +75,11 @@ def resolve_device(spec: str):
 
 
 def load_checkpoint_model(path: str | Path, device="cpu"):
-    """:func:`snnl.checkpoint.load_model` (``weights_only=True``) with a clear message for a
-    file that holds pickled Python objects, which is refused, never unpickled."""
-    import pickle
-
+    """:func:`snnl.checkpoint.load_model` (``weights_only=True``: a file holding pickled Python
+    objects is refused with a clear message, never unpickled)."""
     from snnl.checkpoint import load_model
-    from snnl.errors import CheckpointError
 
-    try:
-        return load_model(path, device=device)
-    except CheckpointError as err:
-        cause = err.__cause__
-        if isinstance(cause, pickle.UnpicklingError) and "weights only" in str(cause).lower():
-            raise CheckpointError(
-                f"checkpoint {path} contains pickled Python objects, which snnl refuses to load "
-                "(torch.load(weights_only=True)); only tensors and plain containers are read. "
-                "Write checkpoints with `snnl train`, or re-save a trusted file as a plain dict"
-            ) from cause
-        raise
+    return load_model(path, device=device)
 
 
 def run(args: argparse.Namespace) -> int:

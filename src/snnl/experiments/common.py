@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ from torch import nn
 from snnl.errors import ConfigError, DataError
 from snnl.figures import atomic_write_text
 from snnl.temperature import optimal_temperature
+from snnl.layers import capture  # noqa: F401 (used here; re-exported)
 
 INPUT = "input"
 LOGITS = "logits"
@@ -46,31 +46,6 @@ def seeded_subset(n_total: int, n: int, seed: int) -> torch.Tensor:
     """Indices of a seeded random subset of size ``min(n, n_total)`` (sorted)."""
     g = torch.Generator().manual_seed(int(seed))
     return torch.randperm(n_total, generator=g)[: min(n, n_total)].sort().values
-
-
-@contextlib.contextmanager
-def capture(model: nn.Module, names: Sequence[str]) -> Iterator[dict[str, list[torch.Tensor]]]:
-    """Collect the detached outputs of the named modules of ``model`` while the block runs."""
-    modules = dict(model.named_modules())
-    missing = [n for n in names if n not in modules]
-    if missing:
-        known = ", ".join(n for n in modules if n) or "(none)"
-        raise ConfigError(f"layer(s) {missing} not found in {type(model).__name__}; known names: {known}")
-    store: dict[str, list[torch.Tensor]] = {n: [] for n in names}
-    handles = []
-    for name in names:
-
-        def hook(module, inputs, output, name=name):
-            if isinstance(output, (tuple, list)):
-                output = output[0]
-            store[name].append(output.detach())
-
-        handles.append(modules[name].register_forward_hook(hook))
-    try:
-        yield store
-    finally:
-        for h in handles:
-            h.remove()
 
 
 @torch.no_grad()

@@ -8,13 +8,14 @@ finds the T minimising the SNNL and records the loss there.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import torch
 from torch import nn
 
 from snnl.temperature import optimal_temperature
 from snnl.training.batches import to_unit
+from snnl.layers import capture  # noqa: F401 (used here; re-exported)
 
 LOGITS = "logits"
 
@@ -34,26 +35,6 @@ def probe_steps(total_steps: int, points: int) -> list[int]:
         for i in range(k):
             steps.add(int(round(total_steps ** (i / (k - 1)))))
     return sorted(steps)
-
-
-@contextlib.contextmanager
-def capture(model: nn.Module, names: Sequence[str]) -> Iterator[dict[str, list[torch.Tensor]]]:
-    """Collect the (detached) outputs of the named modules while the block runs."""
-    modules = dict(model.named_modules())
-    store: dict[str, list[torch.Tensor]] = {n: [] for n in names}
-    handles = []
-    for name in names:
-        def hook(module, inputs, output, name=name):
-            if isinstance(output, (tuple, list)):
-                output = output[0]
-            store[name].append(output.detach())
-
-        handles.append(modules[name].register_forward_hook(hook))
-    try:
-        yield store
-    finally:
-        for h in handles:
-            h.remove()
 
 
 def probe_layers(model: nn.Module) -> list[str]:

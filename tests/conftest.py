@@ -12,6 +12,14 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
+def _restore_threads():
+    """Tests that set torch's thread count leave it as they found it."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
     yield

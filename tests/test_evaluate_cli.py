@@ -4,10 +4,8 @@ outputs it writes, the baseline-vs-entangled comparison, and refusing pickled ob
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch

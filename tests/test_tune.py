@@ -4,42 +4,21 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
-import torch
 import yaml
 
 from snnl.cli import main as cli_main
 from snnl.errors import ConfigError
-from snnl.train import TrainConfig, TrainData
+from snnl.train import TrainConfig
 from snnl.training.config import TuneConfig, read_yaml, tune_config
 from snnl.tune import tune
-
-CLASSES = [str(i) for i in range(10)]
+from training_data import CLASSES, digits_data
 
 CONFIG = {
     "datasets": {"digits": {"val_size": 180}},  # another part's section: ignored here
     "train": {"model": "mlp", "batch_size": 64, "epochs": 1, "threads": 1, "probe_size": 40, "probe_points": 2},
     "tune": {"n_trials": 2, "max_steps": 6, "space": {"entangled": {"lr": [1e-3, 1e-2], "alpha": [0.01, 0.5]}}},
 }
-
-
-@pytest.fixture(autouse=True)
-def _restore_threads():
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
-
-
-def digits_data() -> TrainData:
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    x = torch.from_numpy(np.rint(d.images * 255.0 / 16.0).astype(np.uint8)).unsqueeze(1)
-    y = torch.from_numpy(d.target).long()
-    p = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
-    x, y = x[p], y[p]
-    return TrainData((x[:1200], y[:1200]), (x[1200:1450], y[1200:1450]), (x[1450:], y[1450:]), CLASSES, "digits")
 
 
 @pytest.fixture

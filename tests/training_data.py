@@ -1,0 +1,22 @@
+"""Small training sets shared by the training and tuning tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from snnl.train import TrainData
+
+CLASSES = [str(i) for i in range(10)]
+
+
+def digits_data() -> TrainData:
+    """scikit-learn's 8x8 digits as uint8 images, shuffled with a fixed seed: 1200 / 250 / 347."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = torch.from_numpy(np.rint(d.images * 255.0 / 16.0).astype(np.uint8)).unsqueeze(1)
+    y = torch.from_numpy(d.target).long()
+    p = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
+    x, y = x[p], y[p]
+    return TrainData((x[:1200], y[:1200]), (x[1200:1450], y[1200:1450]), (x[1450:], y[1450:]), CLASSES, "digits")

@@ -1,7 +1,10 @@
 """Forward+backward time and peak extra memory of one SNNL evaluation.
 
 Implementations, measured side by side in one run:
-  snnl    - snnl.soft_nearest_neighbor_loss (exact, log space)
+  snnl    - snnl.soft_nearest_neighbor_loss (exact, log space; full b x b matrices up to
+            snnl.loss.AUTO_CHUNK_BATCH samples, blockwise above)
+  blocks  - the same function forced onto its blockwise path (chunk_size = default rows)
+  plain   - the same function forced onto its full-matrix path (--large table only)
   legacy  - snnl.legacy_snnl (the official cleverhans numerics)
   pml     - pytorch-metric-learning NCALoss with squared L2 (the same loss up to T)
   gram    - the floor: the bare Gram product x @ x.T, forward and backward
@@ -17,6 +20,7 @@ memory in use before.
     python benchmarks/bench_loss.py                       # full grid, prints a table
     python benchmarks/bench_loss.py --write docs/BENCHMARKS.md
     python benchmarks/bench_loss.py --batch 512 --dim 1024
+    python benchmarks/bench_loss.py --large --write docs/BENCHMARKS.md   # b = 16384, d = 1024
 """
 
 from __future__ import annotations
@@ -32,9 +36,16 @@ from pathlib import Path
 
 import torch
 
-IMPLS = ["snnl", "legacy", "pml", "gram"]
+IMPLS = ["snnl", "blocks", "legacy", "pml", "gram"]
+try:  # pytorch-metric-learning is in requirements.txt, but not on every GPU machine
+    import pytorch_metric_learning  # noqa: F401
+except ImportError:  # its columns then read n/a
+    IMPLS.remove("pml")
+LARGE_IMPLS = ["snnl", "plain", "gram"]
 MARK_BEGIN = "<!-- bench_loss:begin -->"
 MARK_END = "<!-- bench_loss:end -->"
+LARGE_BEGIN = "<!-- bench_loss_large:begin -->"
+LARGE_END = "<!-- bench_loss_large:end -->"
 
 
 def make_fn(impl: str, b: int, d: int, device: str):
@@ -48,6 +59,22 @@ def make_fn(impl: str, b: int, d: int, device: str):
 
         def fn(z):
             return soft_nearest_neighbor_loss(z, y, temperature)
+    elif impl == "blocks":
+        from snnl import soft_nearest_neighbor_loss
+        from snnl.loss import _block_rows
+
+        def fn(z):
+            return soft_nearest_neighbor_loss(z, y, temperature, chunk_size=_block_rows(b, None))
+    elif impl == "plain":
+        import snnl.loss
+        from snnl import soft_nearest_neighbor_loss
+
+        def fn(z):
+            saved, snnl.loss.AUTO_CHUNK_BATCH = snnl.loss.AUTO_CHUNK_BATCH, 1 << 62  # never blockwise
+            try:
+                return soft_nearest_neighbor_loss(z, y, temperature)
+            finally:
+                snnl.loss.AUTO_CHUNK_BATCH = saved
     elif impl == "legacy":
         from snnl import legacy_snnl
 
@@ -81,8 +108,9 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def time_all(b: int, d: int, device: str, min_reps: int, budget_s: float) -> dict[str, float]:
-    """Median seconds of forward+backward per implementation, interleaved round-robin."""
+def time_all(b: int, d: int, device: str, min_reps: int, budget_s: float, impls=IMPLS) -> dict[str, float]:
+    """Best seconds of forward+backward per implementation, interleaved round-robin."""
+    IMPLS = list(impls)  # shadows the module default on purpose
     fns = {impl: make_fn(impl, b, d, device) for impl in IMPLS}
     times: dict[str, list[float]] = {impl: [] for impl in IMPLS}
     # warm-up (skipped for very slow sizes: one rep > budget/4 is its own warm-up)
@@ -166,41 +194,73 @@ def fmt_mib(n: int) -> str:
     return f"{n / 2**20:,.1f}"
 
 
-def render(rows: list[dict], meta: dict) -> str:
-    lines = [
-        MARK_BEGIN,
+def _header(meta: dict) -> list[str]:
+    return [
         f"Command: `{meta['command']}`  ",
         f"Machine: {meta['machine']}; torch {meta['torch']}; device {meta['device']}; threads {meta['threads']}; "
         f"{meta['date']}",
         "",
-        "Forward+backward of one SNNL evaluation (best of interleaved repetitions). "
-        "Ratios are to the floor (`gram`: `x @ x.T`, forward and backward) and to the legacy "
-        "formulation, measured in the same run. Memory: peak extra MiB during forward+backward.",
-        "",
-        "| b | d | snnl ms | legacy ms | pml ms | gram ms | snnl/gram | snnl/legacy | snnl/pml "
-        "| snnl MiB | legacy MiB | pml MiB | gram MiB |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+
+
+def render(rows: list[dict], meta: dict) -> str:
+    lines = [
+        MARK_BEGIN,
+        *_header(meta),
+        "Forward+backward of one SNNL evaluation (best of interleaved repetitions). "
+        "Ratios are to the floor (`gram`: `x @ x.T`, forward and backward) and to the other "
+        "implementations, measured in the same run. `snnl` is the library's default (full b x b "
+        f"matrices up to {meta['auto_chunk_batch']} samples, blockwise above); `blocks` forces the "
+        "blockwise path. Memory: peak extra MiB during forward+backward.",
+        "",
+        "| b | d | snnl ms | blocks ms | legacy ms | pml ms | gram ms | **snnl/gram** | snnl/legacy | snnl/pml "
+        "| blocks/snnl | snnl MiB | blocks MiB | legacy MiB | pml MiB | gram MiB |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    every = ["snnl", "blocks", "legacy", "pml", "gram"]
     for r in rows:
         t, m = r["time"], r["mem"]
+        nan = float("nan")
+        ms = " | ".join(f"{t[k] * 1e3:,.1f}" if k in t else "n/a" for k in every)
+        mib = " | ".join(fmt_mib(m[k]) if k in m else "n/a" for k in every)
         lines.append(
-            f"| {r['b']} | {r['d']} | {t['snnl'] * 1e3:,.1f} | {t['legacy'] * 1e3:,.1f} | {t['pml'] * 1e3:,.1f} "
-            f"| {t['gram'] * 1e3:,.1f} | {t['snnl'] / t['gram']:.2f} | {t['snnl'] / t['legacy']:.2f} "
-            f"| {t['snnl'] / t['pml']:.2f} | {fmt_mib(m['snnl'])} | {fmt_mib(m['legacy'])} | {fmt_mib(m['pml'])} "
-            f"| {fmt_mib(m['gram'])} |"
+            f"| {r['b']} | {r['d']} | {ms} | **{t['snnl'] / t['gram']:.2f}** | {t['snnl'] / t['legacy']:.2f} "
+            f"| {t['snnl'] / t.get('pml', nan):.2f} | {t['blocks'] / t['snnl']:.2f} | {mib} |"
         )
     lines.append(MARK_END)
     return "\n".join(lines)
 
 
-def write_section(path: Path, table: str) -> None:
+def render_large(rows: list[dict], meta: dict) -> str:
+    lines = [
+        LARGE_BEGIN,
+        *_header(meta),
+        "Large batches: `snnl` (the default, blockwise here) against `plain` (the same function "
+        "forced onto full b x b matrices) and the floor `gram`. Time: best of the repetitions; "
+        "memory: peak extra MiB of one forward+backward in a fresh process.",
+        "",
+        "| b | d | snnl ms | plain ms | gram ms | snnl/gram | **snnl MiB** | plain MiB | gram MiB |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        t, m = r["time"], r["mem"]
+        lines.append(
+            f"| {r['b']} | {r['d']} | {t['snnl'] * 1e3:,.0f} | {t['plain'] * 1e3:,.0f} | {t['gram'] * 1e3:,.0f} "
+            f"| {t['snnl'] / t['gram']:.2f} | **{fmt_mib(m['snnl'])}** | {fmt_mib(m['plain'])} "
+            f"| {fmt_mib(m['gram'])} |"
+        )
+    lines.append(LARGE_END)
+    return "\n".join(lines)
+
+
+def write_section(path: Path, table: str, begin: str = MARK_BEGIN, end: str = MARK_END, title: str = "") -> None:
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if MARK_BEGIN in text and MARK_END in text:
-        head, rest = text.split(MARK_BEGIN, 1)
-        _, tail = rest.split(MARK_END, 1)
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        _, tail = rest.split(end, 1)
         text = head + table + tail
     else:
-        text = text.rstrip() + "\n\n## Loss: forward+backward\n\n" + table + "\n"
+        text = text.rstrip() + f"\n\n## {title or 'Loss: forward+backward'}\n\n" + table + "\n"
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
@@ -208,8 +268,9 @@ def write_section(path: Path, table: str) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--batch", type=int, nargs="+", default=[128, 512, 2048, 8192])
-    ap.add_argument("--dim", type=int, nargs="+", default=[64, 1024, 12544])
+    ap.add_argument("--batch", type=int, nargs="+", default=None, help="default 128 512 2048 8192 (--large: 16384)")
+    ap.add_argument("--dim", type=int, nargs="+", default=None, help="default 64 1024 12544 (--large: 1024)")
+    ap.add_argument("--large", action="store_true", help="the large-batch table: snnl vs plain vs gram")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--min-reps", type=int, default=5)
@@ -224,22 +285,28 @@ def main(argv=None) -> int:
         print(memory_child(impl, int(b), int(d), device))
         return 0
 
+    import snnl.loss
+
     torch.set_num_threads(args.threads)
     os.environ["BENCH_THREADS"] = str(args.threads)
+    impls = LARGE_IMPLS if args.large else IMPLS
+    batches = args.batch or ([16384] if args.large else [128, 512, 2048, 8192])
+    dims = args.dim or ([1024] if args.large else [64, 1024, 12544])
+    min_reps = 2 if args.large else args.min_reps
     rows = []
     try:
         from tqdm import tqdm
     except ImportError:  # pragma: no cover
         tqdm = None
-    sizes = [(b, d) for b in args.batch for d in args.dim]
+    sizes = [(b, d) for b in batches for d in dims]
     it = tqdm(sizes, desc="bench_loss", file=sys.stderr) if tqdm else sizes
     for b, d in it:
-        t = time_all(b, d, args.device, args.min_reps, args.budget)
-        m = {impl: measure_memory(impl, b, d, args.device) for impl in IMPLS}
+        t = time_all(b, d, args.device, min_reps, args.budget, impls)
+        m = {impl: measure_memory(impl, b, d, args.device) for impl in impls}
         rows.append({"b": b, "d": d, "time": t, "mem": m})
         print(
             f"b={b:5d} d={d:5d}  " + "  ".join(f"{k}={v * 1e3:9.1f}ms" for k, v in t.items())
-            + f"  snnl/gram={t['snnl'] / t['gram']:.2f} snnl/legacy={t['snnl'] / t['legacy']:.2f}  mem MiB "
+            + f"  snnl/gram={t['snnl'] / t['gram']:.2f}  mem MiB "
             + " ".join(f"{k}={fmt_mib(v)}" for k, v in m.items()),
             flush=True,
         )
@@ -250,11 +317,18 @@ def main(argv=None) -> int:
         "device": args.device,
         "threads": args.threads,
         "date": time.strftime("%Y-%m-%d"),
+        "auto_chunk_batch": snnl.loss.AUTO_CHUNK_BATCH,
     }
-    table = render(rows, meta)
-    print(table)
-    if args.write:
-        write_section(args.write, table)
+    if args.large:
+        table = render_large(rows, meta)
+        print(table)
+        if args.write:
+            write_section(args.write, table, LARGE_BEGIN, LARGE_END, "Loss: large batches (blockwise path)")
+    else:
+        table = render(rows, meta)
+        print(table)
+        if args.write:
+            write_section(args.write, table)
     if args.json:
         args.json.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     return 0

@@ -84,7 +84,9 @@ def test_online_mode_reports_the_temperature_it_used_and_no_second_forward():
     for name, h in zip(reg.layer_names, hidden):
         assert math.isclose(out.temperature[name], 50.0, rel_tol=1e-9)
         assert torch.allclose(out.snnl[name], soft_nearest_neighbor_loss(h, y, 50.0), rtol=1e-6)
-    # the temperatures moved (towards lower SNNL), and live in the regularizer's state
+    # with alpha != 0 the temperatures move during the network's backward (no extra backward)
+    assert all(math.isclose(t.value, 50.0) for t in reg.temperatures.values())
+    out.total.backward()
     assert all(not math.isclose(t.value, 50.0) for t in reg.temperatures.values())
     assert any(k.endswith("log_t") for k in reg.state_dict())
     # the temperature is not a parameter of anything an optimizer would see
@@ -167,3 +169,26 @@ def test_alpha_zero_measures_without_touching_the_network_gradient():
     hidden, _ = _by_hand(model, x)
     for name, h in zip(reg.layer_names, hidden):
         assert torch.allclose(out.snnl[name], soft_nearest_neighbor_loss(h, y, 20.0), rtol=1e-6)
+
+
+@pytest.mark.parametrize("alpha", [0.5, -2.0])
+def test_online_step_in_the_backward_equals_a_separate_update(alpha):
+    """The step taken when total.backward() reaches T (update_on_backward) is the step of a
+    separate autograd.grad of the SNNL alone (update), for either sign of alpha: both lower SNNL."""
+    x, y = _data()
+    moved = []
+    for deferred in (False, True):
+        torch.manual_seed(0)
+        model = small_cnn()
+        reg = EntanglementRegularizer(model, alpha=alpha, temperature="online", initial_temperature=3.0)
+        logits = model(x)
+        if deferred:
+            out = reg(logits, y)
+            out.total.backward()
+        else:
+            reg.alpha = 0.0  # the separate update() path (on detached activations: same dSNNL/dT)
+            out = reg(logits, y)
+        moved.append({k: float(t.log_t) for k, t in reg.temperatures.items()})
+    for k in moved[0]:
+        assert moved[1][k] == pytest.approx(moved[0][k], rel=1e-6, abs=1e-9)
+        assert moved[1][k] != pytest.approx(math.log(3.0), abs=1e-6)

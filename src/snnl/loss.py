@@ -5,6 +5,7 @@ See :func:`soft_nearest_neighbor_loss` for the formula and the conventions.
 
 from __future__ import annotations
 
+import math
 from typing import Callable, NamedTuple, Union
 
 import torch
@@ -193,6 +194,137 @@ class _GramSNNL(torch.autograd.Function):
         return grad_z, grad_t, None, None, None
 
 
+# The blockwise path: used automatically above AUTO_CHUNK_BATCH samples, or on request.
+AUTO_CHUNK_BATCH = 8192  # plain path up to here: faster, and its b x b matrices still fit (~1.1 GiB at 8192)
+BLOCK_ELEMENTS = 1 << 24  # entries of one block: 64 MiB in float32
+
+
+def _block_rows(b: int, chunk_size) -> int:
+    """Anchor rows per forward block: ``chunk_size``, or as many as BLOCK_ELEMENTS allow."""
+    if chunk_size is None:
+        return max(1, BLOCK_ELEMENTS // b)
+    return int(chunk_size)
+
+
+def _tile_size(b: int, chunk_size) -> int:
+    """Side of the square tiles of the backward: ``chunk_size``, or sqrt(BLOCK_ELEMENTS)."""
+    if chunk_size is None:
+        return max(1, math.isqrt(BLOCK_ELEMENTS))
+    return int(chunk_size)
+
+
+def _tile_dist(z, sq, rows: slice, cols: slice, kind):
+    """Distances (clamped at 0) between the samples of ``rows`` and of ``cols``."""
+    gram = z[rows] @ z[cols].T
+    if kind == "sqeuclidean":
+        return gram.mul_(-2.0).add_(sq[rows].unsqueeze(1)).add_(sq[cols].unsqueeze(0)).clamp_min_(0.0)
+    return gram.neg_().add_(1.0).clamp_min_(0.0)
+
+
+def _tile_same(labels, rows: slice, cols: slice):
+    """Same-class mask between the samples of ``rows`` and of ``cols`` (diagonal included)."""
+    return labels[rows].unsqueeze(1) == labels[cols].unsqueeze(0)
+
+
+def _fill_self_pairs(m: torch.Tensor, rows: slice, cols: slice, value) -> torch.Tensor:
+    """Set the entries that pair a sample with itself (where the row and column ranges overlap)."""
+    m.diagonal(offset=rows.start - cols.start).fill_(value)  # empty where they do not overlap
+    return m
+
+
+class _ChunkedGramSNNL(torch.autograd.Function):
+    """:class:`_GramSNNL` computed by blocks, for batches whose b x b matrices do not fit.
+
+    Forward: blocks of ``rows`` anchors against the whole batch, each row's log-sum-exps
+    taken within its block. Backward: square tiles recomputed from z, never stored; the
+    distance matrix is symmetric, so one tile (I, J) gives both A_IJ and A_JI (A = dL/dD)
+    and only the tiles with J >= I are computed. Memory: a few blocks of BLOCK_ELEMENTS
+    entries plus O(b d). Work: the Gram product once in the forward and half of it again
+    in the backward, and one (A + A^T) z product: about 1.25 times the plain path's matrix
+    products, instead of the 2 times of a row-block backward.
+    """
+
+    @staticmethod
+    def forward(ctx, z, temperature, labels, valid, kind, rows, tile):
+        b = z.shape[0]
+        inv_t = 1.0 / temperature
+        sq = (z * z).sum(1) if kind == "sqeuclidean" else None
+        lse_all = z.new_empty(b)
+        lse_pos = z.new_empty(b)
+        whole = slice(0, b)
+        for start in range(0, b, rows):
+            block = slice(start, min(start + rows, b))
+            logits = _tile_dist(z, sq, block, whole, kind).mul_(-inv_t)
+            _fill_self_pairs(logits, block, whole, float("-inf"))
+            lse_all[block] = torch.logsumexp(logits, dim=1)
+            logits.masked_fill_(~_tile_same(labels, block, whole), float("-inf"))
+            lse_pos[block] = torch.logsumexp(logits, dim=1)
+        ctx.kind, ctx.tile = kind, tile
+        ctx.save_for_backward(z, temperature, labels, valid, lse_all, lse_pos)
+        return lse_all - lse_pos
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        z, temperature, labels, valid, lse_all, lse_pos = ctx.saved_tensors
+        kind, tile = ctx.kind, ctx.tile
+        need_z, need_t = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        b = z.shape[0]
+        inv_t = 1.0 / temperature
+        g = torch.where(valid, grad_out, torch.zeros_like(grad_out))
+        lse_pos = torch.where(valid, lse_pos, torch.zeros_like(lse_pos))
+        sq = (z * z).sum(1) if kind == "sqeuclidean" else None
+        s_z = torch.zeros_like(z)  # (A + A^T) z
+        s_rowsum = z.new_zeros(b)  # rowsum(A + A^T)
+        grad_t = z.new_zeros(())
+
+        def dl_dlogits(logits, same, row_lse_all, row_lse_pos, row_g):
+            """p - q times the upstream gradient, for anchors along dim 0 (a fresh tensor)."""
+            q = torch.exp(logits - row_lse_pos).masked_fill_(~same, 0.0)
+            return torch.exp(logits - row_lse_all).sub_(q).mul_(row_g)
+
+        tiles = [slice(s, min(s + tile, b)) for s in range(0, b, tile)]
+        for i, ti in enumerate(tiles):
+            for tj in tiles[i:]:
+                dist = _tile_dist(z, sq, ti, tj, kind)
+                logits = _fill_self_pairs(dist * (-inv_t), ti, tj, float("-inf"))
+                same = _tile_same(labels, ti, tj)
+                # rows of ti against tj, and rows of tj against ti (the transposed tile)
+                e_i = dl_dlogits(logits, same, lse_all[ti, None], lse_pos[ti, None], g[ti, None])
+                e_j = None
+                if ti != tj:
+                    e_j = dl_dlogits(logits, same, lse_all[None, tj], lse_pos[None, tj], g[None, tj])
+                del logits, same
+                if need_t:
+                    grad_t += (e_i * dist).sum()
+                    if e_j is not None:
+                        grad_t += (e_j * dist).sum()
+                if not need_z:
+                    continue
+                clamped = dist <= 0
+                del dist
+                sym = e_i if e_j is None else e_i.add_(e_j)  # tile (ti, tj) of dL/dlogits + its transpose
+                del e_j
+                sym.mul_(-inv_t).masked_fill_(clamped, 0.0)  # dL/dD: logit = -d / T, then the clamp
+                if ti == tj:
+                    sym = sym.add_(sym.T.clone())
+                    s_rowsum[ti] += sym.sum(1)
+                    s_z[ti] += sym @ z[ti]
+                else:
+                    s_rowsum[ti] += sym.sum(1)
+                    s_rowsum[tj] += sym.sum(0)
+                    s_z[ti] += sym @ z[tj]
+                    s_z[tj] += sym.T @ z[ti]
+        grad_z = None
+        if need_z:
+            if kind == "sqeuclidean":
+                grad_z = s_rowsum.unsqueeze(1).mul(z).sub_(s_z).mul_(2.0)
+            else:
+                grad_z = s_z.neg_()
+        if need_t:
+            grad_t = (grad_t * inv_t * inv_t).reshape(temperature.shape)
+        return grad_z, grad_t, None, None, None, None, None
+
+
 def _temperature_tensor(temperature, like: torch.Tensor) -> torch.Tensor:
     if isinstance(temperature, torch.Tensor):
         if temperature.numel() != 1:
@@ -227,16 +359,25 @@ def snnl_from_distances(
     return _reduce(dist, labels, temperature, reduction, return_stats, kind=None)
 
 
-def _reduce(inp, labels, temperature, reduction, return_stats, kind):
+def _valid_anchors(labels: torch.Tensor) -> torch.Tensor:
+    """Anchors whose label occurs at least twice, without forming a b x b mask."""
+    _, inverse, counts = torch.unique(labels, return_inverse=True, return_counts=True)
+    return counts[inverse] > 1
+
+
+def _reduce(inp, labels, temperature, reduction, return_stats, kind, rows=None, tile=None):
     """Masks, the no-positive policy, the per-anchor values and the reduction.
 
     ``kind=None``: ``inp`` is a (b, b) distance matrix; otherwise (b, d) features for
-    :class:`_GramSNNL`."""
+    :class:`_GramSNNL`, or for :class:`_ChunkedGramSNNL` by blocks of ``rows`` anchors."""
     b = inp.shape[0]
     if b < 2:
         raise DataError(f"SNNL needs at least 2 samples in the batch, got {b}")
     labels = _check_labels(labels, b, inp.device)
-    same, valid = _pair_masks(labels)
+    if rows is None:
+        same, valid = _pair_masks(labels)
+    else:
+        valid = _valid_anchors(labels)
     n_valid = int(valid.sum())
     if n_valid == 0:
         raise DataError(
@@ -246,8 +387,10 @@ def _reduce(inp, labels, temperature, reduction, return_stats, kind):
     t = _temperature_tensor(temperature, inp)
     if kind is None:
         per_anchor = _LogSpaceSNNL.apply(inp, t, same, valid)
-    else:
+    elif rows is None:
         per_anchor = _GramSNNL.apply(inp, t, same, valid, kind)
+    else:
+        per_anchor = _ChunkedGramSNNL.apply(inp, t, labels, valid, kind, rows, tile)
     if reduction == "mean":
         loss = per_anchor[valid].sum() / n_valid
     elif reduction == "sum":
@@ -269,6 +412,7 @@ def soft_nearest_neighbor_loss(
     distance: DistanceSpec = "sqeuclidean",
     reduction: str = "mean",
     return_stats: bool = False,
+    chunk_size: int | None = None,
 ):
     r"""Soft Nearest Neighbor Loss (Frosst, Papernot & Hinton, ICML 2019), exact and in log space.
 
@@ -310,10 +454,20 @@ def soft_nearest_neighbor_loss(
         reduction: ``"mean"`` over valid anchors, ``"sum"`` over valid anchors, or
             ``"none"`` (per-anchor values, +inf for anchors without a positive).
         return_stats: return an :class:`SNNLResult` instead of the loss alone.
+        chunk_size: ``None`` (default) computes batches of up to ``AUTO_CHUNK_BATCH``
+            samples with full b x b matrices and larger ones blockwise; an integer
+            forces the blockwise path with that many anchors per block. The blockwise
+            path (log-sum-exp by blocks of anchor rows, backward recomputing each
+            block) never holds a b x b matrix: memory O(rows * b + b * d). Built-in
+            distances only.
     """
     if features.dim() < 1:
         raise DataError("features must have a batch dimension")
+    if chunk_size is not None and (isinstance(chunk_size, bool) or int(chunk_size) < 1):
+        raise ValueError(f"chunk_size must be a positive number of rows or None, got {chunk_size!r}")
     if callable(distance):
+        if chunk_size is not None:
+            raise ValueError("chunk_size needs a built-in distance ('sqeuclidean' or 'cosine'), not a callable")
         dist = pairwise_distances(features, distance)
         return snnl_from_distances(dist, labels, temperature, reduction=reduction, return_stats=return_stats)
     if distance not in ("sqeuclidean", "cosine"):
@@ -321,4 +475,8 @@ def soft_nearest_neighbor_loss(
     x = _as_compute_dtype(features)
     with torch.autocast(device_type=x.device.type, enabled=False):
         z = x - x.mean(dim=0, keepdim=True) if distance == "sqeuclidean" else F.normalize(x, dim=1)
-        return _reduce(z, labels, temperature, reduction, return_stats, kind=distance)
+        b = z.shape[0]
+        rows = tile = None
+        if chunk_size is not None or b > AUTO_CHUNK_BATCH:
+            rows, tile = _block_rows(b, chunk_size), _tile_size(b, chunk_size)
+        return _reduce(z, labels, temperature, reduction, return_stats, kind=distance, rows=rows, tile=tile)

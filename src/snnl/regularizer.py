@@ -159,7 +159,11 @@ class EntanglementRegularizer(nn.Module):
                 t = online.temperature()
                 value = soft_nearest_neighbor_loss(h, labels, t, distance=self.distance)
                 temps[name] = float(t.detach())
-                online.update(value)
+                if self.alpha == 0.0:
+                    online.update(value)  # measured only: a separate, cheap backward (h is detached)
+                else:
+                    # the step is taken when total.backward() reaches T: d total/dT = -alpha dSNNL/dT
+                    online.update_on_backward(-1.0 / self.alpha)
             elif self.mode == "optimal":
                 opt = optimal_temperature(h, labels, distance=self.distance)
                 value = soft_nearest_neighbor_loss(h, labels, opt.temperature, distance=self.distance)

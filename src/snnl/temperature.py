@@ -147,22 +147,50 @@ class OnlineTemperature(nn.Module):
         """One step on log T that lowers ``loss`` (the SNNL computed with the T returned by
         the latest :meth:`temperature` call). Keeps the graph for the network's backward.
         Returns dSNNL/dlog T."""
-        if self._leaf is None:
-            raise RuntimeError("call temperature() and compute the SNNL with it before update()")
-        leaf, self._leaf = self._leaf, None
+        leaf = self._take_leaf()
         (grad,) = torch.autograd.grad(loss, leaf, retain_graph=True, allow_unused=True)
         if grad is None:
             return 0.0
         g = grad.detach().to(self.log_t.dtype)
-        if not bool(torch.isfinite(g)):
-            return float("nan")
-        with torch.no_grad():
-            self.steps.add_(1)
-            self.sq_avg.mul_(self.beta).add_((1.0 - self.beta) * g * g)
-            rms = torch.sqrt(self.sq_avg / (1.0 - self.beta ** self.steps.double()))
-            if bool(rms > 0):
-                self.log_t.sub_(self.lr * g / rms)
+        self._step(g)
         return float(g)
+
+    def update_on_backward(self, scale: float) -> None:
+        """Take :meth:`update`'s step during the backward pass of an objective that
+        contains this SNNL, instead of a separate backward now. ``scale`` turns the
+        gradient that reaches T in that backward into dSNNL/dlog T: for
+        ``total = ce - alpha * SNNL`` it is ``-1 / alpha``. A constant positive factor on
+        the objective (loss scaling, gradient accumulation) does not change the step,
+        which is RMS-normalised.
+
+        This saves :meth:`update`'s separate backward through the SNNL, which repeats the
+        layer's whole (b x b) @ (b x d) product only to read one scalar, and it never
+        synchronises with the device."""
+        leaf = self._take_leaf()
+        factor = float(scale)
+
+        def hook(grad: torch.Tensor) -> None:
+            self._step(grad.detach().to(self.log_t.dtype) * factor)
+
+        leaf.register_hook(hook)
+
+    def _take_leaf(self) -> torch.Tensor:
+        if self._leaf is None:
+            raise RuntimeError("call temperature() and compute the SNNL with it before update()")
+        leaf, self._leaf = self._leaf, None
+        return leaf
+
+    @torch.no_grad()
+    def _step(self, g: torch.Tensor) -> None:
+        """log T -= lr * g / RMS(g), skipped for a non-finite g; tensor ops only (no sync)."""
+        ok = torch.isfinite(g)
+        g = torch.where(ok, g, torch.zeros_like(g))
+        self.steps.add_(ok.to(self.steps.dtype))
+        self.sq_avg.copy_(torch.where(ok, self.sq_avg * self.beta + (1.0 - self.beta) * g * g, self.sq_avg))
+        correction = 1.0 - self.beta ** self.steps.double()
+        rms = torch.sqrt(self.sq_avg / torch.where(correction > 0, correction, torch.ones_like(correction)))
+        move = ok & (rms > 0)
+        self.log_t.sub_(torch.where(move, self.lr * g / torch.where(move, rms, torch.ones_like(rms)), torch.zeros_like(g)))
 
     def extra_repr(self) -> str:
         return f"T={self.value:.4g}, lr={self.lr}"

@@ -205,8 +205,8 @@ def load_torchvision(name: str, options: dict[str, Any]) -> LoadedData:
             root = _stage(spec, folder, found, Path(tmp))  # type: ignore[arg-type]
             train_x, train_y, classes = _read(spec, root, train=True)
             test_x, test_y, _ = _read(spec, root, train=False)
-        except DataError:
-            raise
+        except (DataError, ImportError):
+            raise  # a missing package is not a corrupt file: let its own message through
         except Exception as err:
             reason = " ".join(str(err).split())
             raise DataError(

@@ -136,7 +136,7 @@ def machine_line() -> str:
 def phase_loss(report: Report, budget: float, smoke: bool) -> None:
     import bench_loss
 
-    sizes = [(300, 16, ["snnl", "legacy", "gram"]), (2500, 8, ["snnl", "plain", "gram"])] if smoke else [(2048, 1024, ["snnl", "legacy", "gram"]), (8192, 1024, ["snnl", "plain", "legacy", "gram"]),
+    sizes = [(64, 8, ["snnl", "legacy", "gram"]), (300, 4, ["snnl", "plain", "gram"])] if smoke else [(2048, 1024, ["snnl", "legacy", "gram"]), (8192, 1024, ["snnl", "plain", "legacy", "gram"]),
              (16384, 1024, ["snnl", "plain", "gram"]), (32768, 1024, ["snnl", "gram"]),
              (65536, 1024, ["snnl", "gram"]), (8192, 12544, ["snnl", "gram"])]
     rows, start = [], time.perf_counter()
@@ -145,7 +145,7 @@ def phase_loss(report: Report, budget: float, smoke: bool) -> None:
             if time.perf_counter() - start > budget:
                 print(f"loss: budget spent, skipping b={b} d={d}", flush=True)
                 continue
-            t = bench_loss.time_all(b, d, DEVICE, 3, 1.0, impls)
+            t = bench_loss.time_all(b, d, DEVICE, 2 if smoke else 3, 0.05 if smoke else 1.0, impls)
             m = {impl: bench_loss.measure_memory(impl, b, d, DEVICE) for impl in impls}
             rows.append({"b": b, "d": d, "ms": {k: v * 1e3 for k, v in t.items()}, "mib": {k: v / 2**20 for k, v in m.items()}})
             print(f"loss b={b} d={d}: " + ", ".join(f"{k} {v * 1e3:.2f} ms / {m[k] / 2**20:.0f} MiB" for k, v in t.items()), flush=True)
@@ -161,12 +161,12 @@ def phase_loss(report: Report, budget: float, smoke: bool) -> None:
     report.add("loss", {"rows": rows, "util": util.mean}, lines)
 
 
-def prepare_fashion(folder: Path, work: Path):
+def prepare_fashion(folder: Path, work: Path, val_size: int):
     from snnl.data import load_prepared, prepare
     from snnl.train import TrainData
 
     cfg = work / "fashion.yaml"
-    cfg.write_text(f"datasets:\n  fashion_mnist: {{raw_dir: {folder.resolve()}, val_size: 5000}}\n")
+    cfg.write_text(f"datasets:\n  fashion_mnist: {{raw_dir: {folder.resolve()}, val_size: {val_size}}}\n")
     out = prepare("fashion_mnist", work / "fashion_mnist", config_path=cfg)
     return TrainData.from_prepared(load_prepared(out))
 
@@ -174,7 +174,8 @@ def prepare_fashion(folder: Path, work: Path):
 def phase_cnn(report: Report, fashion: Path, work: Path, epochs: int, budget: float, smoke: bool) -> None:
     from snnl.train import TrainConfig, Trainer
 
-    data = prepare_fashion(fashion, work)
+    data = prepare_fashion(fashion, work, 50 if smoke else 5000)
+    batch = 32 if smoke else 128
     n_train = len(data.train[1])
     rows, start = [], time.perf_counter()
     for bf16 in (False, True):
@@ -182,7 +183,7 @@ def phase_cnn(report: Report, fashion: Path, work: Path, epochs: int, budget: fl
             if time.perf_counter() - start > budget:
                 print(f"cnn: budget spent, skipping {regime} bf16={bf16}", flush=True)
                 continue
-            cfg = TrainConfig(model="cnn", batch_size=128, epochs=epochs, device=DEVICE, bf16=bf16,
+            cfg = TrainConfig(model="cnn", batch_size=batch, epochs=epochs, device=DEVICE, bf16=bf16,
                               checkpoint_every=0, probe_points=0, max_steps=3 if smoke else None)
             marks: list[float] = []
             trainer = Trainer(cfg, data, regime=regime, seed=0, progress=False,
@@ -201,7 +202,7 @@ def phase_cnn(report: Report, fashion: Path, work: Path, epochs: int, budget: fl
                    "test_accuracy": result.metrics.get("test_accuracy")}
             rows.append(row)
             print(f"cnn {row['precision']} {regime}: {wall:.1f} s, epochs {[round(e, 2) for e in epoch_times]}", flush=True)
-    lines = [f"## cnn on the full Fashion-MNIST ({n_train} training images, {epochs} epochs, batch 128)", "",
+    lines = [f"## cnn on the full Fashion-MNIST ({n_train} training images, {epochs} epochs, batch {batch})", "",
              "Epoch time: the mean over epochs (the first includes CUDA warm-up). Wall: the whole run with "
              "evaluation. Images/s over the training epochs.", "",
              "| precision | regime | mean epoch s | first epoch s | images/s | wall s | peak MiB | GPU util % | test accuracy |",

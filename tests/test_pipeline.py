@@ -1,6 +1,6 @@
 """The Snakemake DAG through the `snakemake` command line: lint and format, dry runs of every
-config, config rejection before any job, the whole DAG on a tiny config, targeted reruns, and a
-DVC round trip through a local remote."""
+config, the whole DAG on a tiny config, targeted reruns, and a DVC round trip through a local
+remote. Bad configs rejected before any job: tests/reliability/test_bad_configs.py."""
 
 from __future__ import annotations
 
@@ -8,52 +8,13 @@ import hashlib
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-TINY = ROOT / "tests" / "pipeline" / "tiny.yaml"
-ENV = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}", "PYTHONWARNINGS": "ignore"}
-
-
-def _workdir(tmp: Path) -> Path:
-    """A copy of the workflow (not the data or results) in ``tmp``."""
-    for name in ("Snakefile", "dvc.yaml", "environment.yml", "requirements.txt"):
-        if (ROOT / name).exists():
-            shutil.copy(ROOT / name, tmp / name)
-    for name in ("workflow", "config"):
-        shutil.copytree(ROOT / name, tmp / name)
-    shutil.copy(TINY, tmp / "config" / "tiny.yaml")
-    return tmp
-
-
-def snakemake(cwd: Path, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
-    cmd = [str(BIN / "snakemake"), "--profile", "workflow/profiles/default", *args]
-    out = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout)
-    if check and out.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({out.returncode}):\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}")
-    return out
-
-
-def _jobs(dry_run_output: str) -> dict[str, int]:
-    """Job counts from a dry run's 'Job stats' table."""
-    counts, inside = {}, False
-    for line in dry_run_output.splitlines():
-        if line.startswith("Job stats"):
-            inside = True
-            continue
-        if inside:
-            parts = line.split()
-            if len(parts) == 2 and parts[1].isdigit() and parts[0] != "total":
-                counts[parts[0]] = int(parts[1])
-            elif parts and parts[0] == "total":
-                break
-    return counts
-
+from workflow_helpers import BIN, ENV, ROOT, snakemake
+from workflow_helpers import jobs as _jobs
+from workflow_helpers import workdir as _workdir
 
 # --- static checks -------------------------------------------------------------------------
 
@@ -79,38 +40,6 @@ def test_dry_run_of_every_config_without_data(tmp_path, config):
     assert jobs["train"] == n_runs and jobs["evaluate"] == n_runs
     assert jobs["tables"] == 1
     assert not (tmp_path / "results").exists() and not (tmp_path / "data").exists()
-
-
-# --- bad configs fail before any job --------------------------------------------------------
-
-BAD = {
-    "unknown dataset": ("pipeline", {"datasets": ["imagenet"], "seeds": [0]}, "imagenet"),
-    "wrong type": ("pipeline", {"datasets": ["mnist5k"], "seeds": "zero"}, "seeds"),
-    "missing required key": ("pipeline", {"datasets": ["mnist5k"]}, "seeds"),
-    "negative epochs": ("train", {"epochs": -1}, "epochs"),
-    "unknown train key": ("train", {"epoch": 3}, "train.epoch"),
-    "unknown evaluate key": ("evaluate", {"atack_size": 3}, "evaluate.atack_size"),
-    "bad dataset option": ("datasets", {"mnist5k": {"val_size": "many"}}, "val_size"),
-    "outliers of a dataset not trained": (
-        "pipeline",
-        {"datasets": ["mnist5k"], "seeds": [0], "outliers": {"digits": ["noise"]}},
-        "pipeline.outliers.digits",
-    ),
-}
-
-
-@pytest.mark.parametrize("case", sorted(BAD))
-def test_bad_config_is_rejected_before_any_job(tmp_path, case):
-    work = _workdir(tmp_path)
-    section, value, needle = BAD[case]
-    cfg = yaml.safe_load(TINY.read_text())
-    cfg[section] = value if section == "pipeline" else {**(cfg.get(section) or {}), **value}
-    (work / "config" / "bad.yaml").write_text(yaml.safe_dump(cfg))
-    out = snakemake(work, "-n", "--configfile", "config/bad.yaml", check=False)
-    text = out.stdout + out.stderr
-    assert out.returncode != 0
-    assert needle in text, text[-2000:]
-    assert not (work / "results").exists() and not (work / "data").exists()
 
 
 # --- the whole DAG on the tiny config -------------------------------------------------------

@@ -8,7 +8,7 @@ new one, never half of one.
 
 Keys of a checkpoint (``FORMAT``, version ``VERSION``)::
 
-    format, version, torch_version, finished
+    format, version, torch_version, finished, digest
     model_spec, model, optimizer, scheduler, regularizer
     step, epoch, batch_in_epoch, perm, total_steps
     rng: {torch, cuda, numpy, python, data}
@@ -20,11 +20,11 @@ project: evaluation, attacks, figures).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
 import random
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -32,10 +32,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from snnl.atomic import temporary_sibling
 from snnl.errors import CheckpointError
 
 FORMAT = "snnl-train-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: every checkpoint carries a SHA-256 `digest` of its content
 
 
 # ---------------------------------------------------------------------------------------
@@ -50,8 +51,7 @@ def _umask() -> int:
 
 def _atomic_write(path: Path, write) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = temporary_sibling(path)  # also removes the temporaries of killed writers
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         with os.fdopen(fd, "wb") as fh:
@@ -81,7 +81,37 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
 
 
 def atomic_torch_save(path: str | Path, obj: Any) -> None:
+    """``torch.save`` atomically; a training checkpoint (``format`` FORMAT) gets its ``digest``."""
+    if isinstance(obj, dict) and obj.get("format") == FORMAT:
+        obj = {**obj, "digest": content_digest(obj)}
     _atomic_write(Path(path), lambda fh: torch.save(obj, fh))
+
+
+def _feed(h, obj: Any) -> None:
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().contiguous().reshape(-1)
+        h.update(f"T{t.dtype}{tuple(obj.shape)}:".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    elif isinstance(obj, dict):
+        h.update(f"D{len(obj)}:".encode())
+        for key in sorted(obj, key=repr):
+            h.update(repr(key).encode())
+            _feed(h, obj[key])
+    elif isinstance(obj, (list, tuple)):
+        h.update(f"L{len(obj)}:".encode())
+        for item in obj:
+            _feed(h, item)
+    else:
+        h.update(f"S{obj!r}:".encode())
+
+
+def content_digest(ckpt: dict[str, Any]) -> str:
+    """SHA-256 of everything in a checkpoint but its ``digest``: tensors by dtype, shape and
+    bytes, containers in key order, scalars by repr. torch.load does not check the zip's CRCs,
+    so without it a flipped bit in the weights would load silently."""
+    h = hashlib.sha256()
+    _feed(h, {k: v for k, v in ckpt.items() if k != "digest"})
+    return h.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------
@@ -175,9 +205,15 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"checkpoint {path} has version {ckpt.get('version')!r}, this snnl reads version {VERSION}; "
             "retrain it with this version of snnl"
         )
-    for key in ("model_spec", "model", "step"):
+    for key in ("model_spec", "model", "step", "digest"):
         if key not in ckpt:
             raise CheckpointError(f"checkpoint {path} lacks `{key}`; it is incomplete, delete it and train again")
+    if content_digest(ckpt) != ckpt["digest"]:
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt: its content does not match the SHA-256 digest stored when it "
+            "was written (a flipped bit, or an edited file); delete it and train again, or restore it "
+            "(`dvc pull`, `dvc checkout`)"
+        )
     return ckpt
 
 

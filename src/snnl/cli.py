@@ -27,6 +27,7 @@ COMMAND_MODULES: list[str] = [
     "snnl.commands.dynamics_figure",
     "snnl.commands.gan",
     "snnl.commands.tables",
+    "snnl.commands.stale_lock",
 ]
 
 

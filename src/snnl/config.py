@@ -1,15 +1,17 @@
 """One config file, every section checked: what the Snakefile runs before any job starts.
 
 A pipeline config is one YAML file (config/*.yaml). Its `pipeline:` section (what to
-run) is validated by the Snakefile against workflow/schemas/config.schema.yaml; the
-other sections (`datasets`, `train`, `tune`, `evaluate`, `experiments`) belong to the
-snnl commands, whose own readers hold their defaults and checks. :func:`validate_file`
+run) is validated against workflow/schemas/config.schema.yaml (:func:`validate_schema`,
+by the Snakefile and by `snnl check-config`); the other sections (`datasets`, `train`,
+`tune`, `evaluate`, `experiments`) belong to the snnl commands, whose own readers hold
+their defaults and checks. :func:`validate_file`
 runs all of those readers at once, so a bad key anywhere fails at parse time with a
 message naming the key, never halfway through a run.
 """
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,7 @@ def read_yaml(path: str | Path | None) -> dict[str, Any]:
     try:
         document = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        raise ConfigError(f"config file {path} is not valid YAML: {err}") from err
+        raise ConfigError(f"config file {path} is not valid YAML: {yaml_problem(err)}") from None
     if document is None:
         return {}
     if not isinstance(document, dict):
@@ -38,6 +40,17 @@ def read_yaml(path: str | Path | None) -> dict[str, Any]:
             f"config file {path}: the top level must be a mapping (key: value), got {type(document).__name__}"
         )
     return document
+
+
+def yaml_problem(err: yaml.YAMLError) -> str:
+    """A YAML syntax error in one line: where (1-based line and column) and what, and the fix."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    context, context_mark = getattr(err, "context", None), getattr(err, "context_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    if context and context_mark is not None and (mark is None or context_mark.line != mark.line):
+        problem += f" ({context} that starts at line {context_mark.line + 1})"
+    return f"{where}{problem}; fix the syntax there (indent with spaces, not tabs; close every bracket and quote)"
 
 
 def read_section(path: str | Path | None, key: str, must: str = "be a mapping of settings") -> dict[str, Any]:
@@ -57,7 +70,8 @@ def validate_file(path: str | Path, pipeline: dict[str, Any] | None = None) -> N
     """Check every section of the config file ``path`` with its owner's reader.
 
     ``pipeline`` (the schema-validated `pipeline:` section, when the caller has it) adds
-    the cross-section checks: every dataset named there exists and has valid options.
+    the cross-section checks: every dataset named there exists and has valid options, and
+    the models, layers and GANs the pipeline will build fit each dataset's images.
     """
     from snnl.data.config import dataset_options
     from snnl.evaluate.config import load_evaluate_config
@@ -73,9 +87,8 @@ def validate_file(path: str | Path, pipeline: dict[str, Any] | None = None) -> N
         raise ConfigError(f"{where}: unknown top-level key(s) {unknown}; known sections: {', '.join(SECTIONS)}")
     train_config(document, None, None, where)
     tune_config(document, where)
-    load_evaluate_config(path)
-    for name, values in read_experiments(path).items():
-        experiment_config(name, values, where)
+    evaluate = load_evaluate_config(path)
+    experiments = {name: experiment_config(name, values, where) for name, values in read_experiments(path).items()}
     names: set[str] = set((document.get("datasets") or {}).keys())
     if pipeline:
         names |= set(pipeline.get("datasets", []))
@@ -85,6 +98,11 @@ def validate_file(path: str | Path, pipeline: dict[str, Any] | None = None) -> N
                     f"{where}: `pipeline.outliers.{ins}`: {ins} is not one of pipeline.datasets "
                     f"{pipeline.get('datasets')}; add it there or remove the entry"
                 )
+            if ins in outs:
+                raise ConfigError(
+                    f"{where}: `pipeline.outliers.{ins}` lists {ins} itself; an outlier set is another dataset, "
+                    f"adapted to {ins}'s image shape: remove {ins} from the list"
+                )
             names |= set(outs)
         for name in (pipeline.get("experiments") or {}).get("gan", []) or []:
             names.add(name)
@@ -92,4 +110,107 @@ def validate_file(path: str | Path, pipeline: dict[str, Any] | None = None) -> N
         dataset_options(name, path)
     if pipeline:
         for name in pipeline.get("datasets", []):
-            train_config(document, name, None, where)
+            _check_model(train_config(document, name, None, where), evaluate.layers, name, path, where)
+        gans = (pipeline.get("experiments") or {}).get("gan", []) or []
+        if gans:
+            _check_gans(experiments.get("gan") or experiment_config("gan", None, where), gans, path, where)
+
+
+def _image_shape(name: str, path: Path) -> tuple[int, int, int]:
+    from snnl.data.config import dataset_options
+    from snnl.data.registry import get_entry
+
+    return tuple(int(v) for v in get_entry(name).native_shape(dataset_options(name, path)))  # type: ignore[return-value]
+
+
+def _check_model(cfg: Any, evaluate_layers: Any, name: str, path: Path, where: str) -> None:
+    """Build (untrained, on the CPU) the model `snnl train` will build for dataset ``name``,
+    so that a bad ``train.model_args``, an image too small for the model or a layer name
+    that is not in it fails here, before any job, not in the middle of a run."""
+    from snnl.models import build_model
+
+    shape = _image_shape(name, path)
+    try:
+        # 10 classes: the class count changes no layer name and no constructor argument
+        model = build_model(cfg.model, shape, 10, **cfg.model_args)
+    except ConfigError as err:
+        raise ConfigError(
+            f"{where}: `train.model: {cfg.model}` with `train.model_args: {cfg.model_args}` cannot be built for "
+            f"dataset `{name}` (images {'x'.join(map(str, shape))}): {err}. Change `train.model` or "
+            f"`train.model_args` (for this dataset only: under `train.overrides.{name}`)"
+        ) from None
+    hidden = list(getattr(model, "hidden_layers", []))
+    modules = {n for n, _ in model.named_modules() if n}
+    for key, layers in (("train.layers", cfg.layers), ("evaluate.layers", evaluate_layers)):
+        if layers == "all":
+            continue
+        missing = [n for n in layers if n not in modules]
+        if missing:
+            raise ConfigError(
+                f"{where}: `{key}` names {missing}, which are not layers of the `{cfg.model}` model built for "
+                f"dataset `{name}`; its hidden layers are {', '.join(hidden)}: list some of those, or use `all`"
+            )
+
+
+def _check_gans(cfg: Any, datasets: list[str], path: Path, where: str) -> None:
+    """The GAN of `experiments.gan` can generate the images of each dataset of `pipeline.experiments.gan`."""
+    for name in datasets:
+        try:
+            cfg.check_shape(_image_shape(name, path))
+        except ConfigError as err:
+            raise ConfigError(f"{where}: the GAN for dataset `{name}` (`pipeline.experiments.gan`): {err}") from None
+
+
+# ---------------------------------------------------------------------------------------
+# the `pipeline:` section, against the JSON schema of the workflow
+
+SCHEMA = Path("workflow") / "schemas" / "config.schema.yaml"
+
+
+def find_schema() -> Path | None:
+    """The workflow's config schema: in the working directory (a checkout of the project),
+    else next to this source tree; None when neither has it (an installed wheel)."""
+    for base in (Path.cwd(), Path(__file__).resolve().parents[2]):
+        if (base / SCHEMA).is_file():
+            return base / SCHEMA
+    return None
+
+
+def validate_schema(config: dict[str, Any], schema_path: str | Path, where: str) -> dict[str, Any]:
+    """Check ``config`` (a whole config document) against the JSON schema ``schema_path`` and
+    fill in the schema's defaults in place, as ``snakemake.utils.validate(set_default=True)``
+    does, but report the first violation in one line that names the key (ConfigError)."""
+    import jsonschema
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    base = jsonschema.validators.validator_for(schema)
+    check_properties = base.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for key, sub in properties.items():
+                if "default" in sub:
+                    instance.setdefault(key, copy.deepcopy(sub["default"]))
+        yield from check_properties(validator, properties, instance, schema)
+
+    validator = jsonschema.validators.extend(base, {"properties": set_defaults})(schema)
+    errors = list(validator.iter_errors(config))
+    if errors:
+        raise ConfigError(f"{where}: {_schema_problem(jsonschema.exceptions.best_match(errors))} (see config/README.md)")
+    return config
+
+
+def _schema_problem(err: Any) -> str:
+    path = ".".join(str(p) for p in err.absolute_path)
+    prefix = f"{path}." if path else ""
+    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+        known = sorted(err.schema.get("properties") or {})
+        extra = sorted(set(err.instance) - set(known))
+        names = ", ".join(f"`{prefix}{k}`" for k in extra)
+        return f"unknown key(s) {names}; known keys{f' of `{path}`' if path else ''}: {', '.join(known)}"
+    if err.validator == "required" and isinstance(err.instance, dict):
+        missing = [k for k in err.validator_value if k not in err.instance]
+        return f"missing required key(s) {', '.join(f'`{prefix}{k}`' for k in missing)}"
+    if err.validator == "enum":
+        return f"`{path}`: {err.instance!r} is not one of {', '.join(map(str, err.validator_value))}"
+    return f"`{path or '(top level)'}`: {err.message}"

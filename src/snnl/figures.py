@@ -18,7 +18,6 @@ figure ever opens a window (pipelines, CI, SSH sessions).
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -28,6 +27,8 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 import seaborn as sns
+
+from snnl.atomic import temporary_sibling
 
 #: Colours of the two training regimes, everywhere in the project (colour-blind safe:
 #: seaborn's "colorblind" blue and vermillion).
@@ -96,9 +97,7 @@ def layer_styles(layers: Sequence[str], input_name: str | None = "input") -> dic
 
 
 def _atomic_target(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    return fd, tmp
+    return temporary_sibling(path)  # also removes the temporaries of killed writers
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:

@@ -214,10 +214,15 @@ def build_model(name: str, input_shape: Sequence[int], num_classes: int, **kwarg
     shape = tuple(int(s) for s in input_shape)
     if len(shape) != 3:
         raise ConfigError(f"input_shape must be (C, H, W), got {input_shape!r}")
+    sizes = [v for key in ("width", "hidden") if key in kwargs for v in _as_list(kwargs[key])]
+    if any(isinstance(v, (int, float)) and not isinstance(v, bool) and v < 1 for v in sizes):
+        raise ConfigError(f"bad model_args for model {name!r}: `width` and `hidden` sizes must be >= 1, got {kwargs}")
     try:
         model = MODELS[name](shape, int(num_classes), **kwargs)
-    except TypeError as err:
-        raise ConfigError(f"bad model_args for model {name!r}: {err}") from None
+    except ConfigError:
+        raise
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ConfigError(f"bad model_args for model {name!r} ({kwargs}): {err}") from None
     model.spec = {
         "name": name,
         "input_shape": list(shape),
@@ -225,6 +230,10 @@ def build_model(name: str, input_shape: Sequence[int], num_classes: int, **kwarg
         "kwargs": {k: (list(v) if isinstance(v, tuple) else v) for k, v in kwargs.items()},
     }
     return model
+
+
+def _as_list(value: Any) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 def model_from_spec(spec: dict) -> nn.Module:

@@ -5,13 +5,22 @@ from pathlib import Path
 
 import yaml
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
-validate(config, "../schemas/config.schema.yaml")
-
-# The commands' own readers check every other section (unknown keys, types, ranges),
-# here at parse time, so a bad config fails before any job starts.
+# The `pipeline:` section against the schema (filling in its defaults), then the commands'
+# own readers on every other section (unknown keys, types, ranges, layer names), here at
+# parse time, so a bad config fails before any job starts, in one line naming the key.
+from snnl.config import validate_file, validate_schema
 from snnl.errors import SnnlError
+
+CONFIG_SOURCE = ", ".join(str(f) for f in workflow.configfiles) or "the config"
+try:
+    validate_schema(
+        config,
+        Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml",
+        f"config ({CONFIG_SOURCE})",
+    )
+except SnnlError as err:
+    raise WorkflowError(f"invalid configuration: {err}") from None
 
 
 def _effective_config_file():
@@ -30,12 +39,11 @@ def _effective_config_file():
 
 CONFIG_FILE = _effective_config_file()
 try:
-    from snnl.config import validate_file
-
     validate_file(CONFIG_FILE, config["pipeline"])
 except SnnlError as err:
-    source = ", ".join(str(f) for f in workflow.configfiles) or "the config"
-    message = str(err).replace(f"config file {CONFIG_FILE}", f"config ({source})")
+    message = str(err).replace(
+        f"config file {CONFIG_FILE}", f"config ({CONFIG_SOURCE})"
+    )
     raise WorkflowError(f"invalid configuration: {message}") from None
 
 # the software environment (the same pins as requirements.txt), for --software-deployment-method conda

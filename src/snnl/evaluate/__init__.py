@@ -10,21 +10,30 @@ deep k-NN baselines, and t-SNE embeddings of hidden layers and of adversarial gr
 The command line is `snnl evaluate` (:mod:`snnl.commands.evaluate`).
 """
 
-from snnl.evaluate.config import EvaluateConfig, load_evaluate_config, read_evaluate_section
-from snnl.evaluate.detection import (
-    Reference,
-    SetScores,
-    ZScoreCombiner,
-    build_reference,
-    capture_layers,
-    knn_scores,
-    resolve_layers,
-    score_images,
-    snnl_scores,
-)
-from snnl.evaluate.embeddings import gradient_embedding, layer_embeddings, sign_gradients, tsne_2d
-from snnl.evaluate.metrics import accuracy, detection_metrics, expected_calibration_error, fpr_at_tpr
-from snnl.evaluate.run import compare_regimes, evaluate, stratified_subset
+import importlib
+
+# Imported on first use (PEP 562), so that reading the `evaluate:` section (config checks,
+# the Snakefile) does not pay for scikit-learn, SciPy and pandas.
+_SOURCES = {
+    "snnl.evaluate.config": ["EvaluateConfig", "load_evaluate_config", "read_evaluate_section"],
+    "snnl.evaluate.detection": [
+        "Reference", "SetScores", "ZScoreCombiner", "build_reference", "capture_layers", "knn_scores",
+        "resolve_layers", "score_images", "snnl_scores",
+    ],
+    "snnl.evaluate.embeddings": ["gradient_embedding", "layer_embeddings", "sign_gradients", "tsne_2d"],
+    "snnl.evaluate.metrics": ["accuracy", "detection_metrics", "expected_calibration_error", "fpr_at_tpr"],
+    "snnl.evaluate.run": ["compare_regimes", "evaluate", "stratified_subset"],
+}
+_MODULE_OF = {name: module for module, names in _SOURCES.items() for name in names}
+
+
+def __getattr__(name: str):
+    if name in _MODULE_OF:
+        value = getattr(importlib.import_module(_MODULE_OF[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "EvaluateConfig",
@@ -51,3 +60,7 @@ __all__ = [
     "stratified_subset",
     "tsne_2d",
 ]
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -230,6 +230,14 @@ class GanConfig:
     samples_per_row: int = 10
     device: str = "auto"
 
+    def check_shape(self, shape: tuple[int, ...]) -> None:
+        """Raise ConfigError when ``arch`` cannot generate images of ``shape`` (C, H, W)."""
+        _, h, w = (int(v) for v in shape)
+        if self.arch == "dcgan" and (h != w or h not in (28, 32)):
+            raise ConfigError(
+                f"experiments.gan.arch: dcgan needs 28x28 or 32x32 images, the data are {h}x{w}; use arch: mlp"
+            )
+
 
 CHECKS: dict[str, dict[str, Callable[[Any, str, str], Any]]] = {
     "synthetic": {

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from snnl.errors import ConfigError, DataError, TrainingError
+from snnl.errors import DataError, TrainingError
 from snnl.experiments.common import capture, resolve_device, snnl_at_optimal, to_unit
 from snnl.experiments.config import GanConfig
 
@@ -112,13 +112,9 @@ class DCGANDiscriminator(nn.Module):
 def build_gan(cfg: GanConfig, shape: tuple[int, int, int]) -> tuple[nn.Module, nn.Module]:
     """(generator, discriminator) for images of ``shape`` (C, H, W)."""
     shape = tuple(int(v) for v in shape)
+    cfg.check_shape(shape)
     if cfg.arch == "mlp":
         return MLPGenerator(cfg.z_dim, shape, list(reversed(cfg.hidden))), MLPDiscriminator(shape, list(cfg.hidden))
-    _, h, w = shape
-    if h != w or h not in (28, 32):
-        raise ConfigError(
-            f"experiments.gan.arch: dcgan needs 28x28 or 32x32 images, the data are {h}x{w}; use arch: mlp"
-        )
     width = int(cfg.hidden[0])
     return DCGANGenerator(cfg.z_dim, shape, width), DCGANDiscriminator(shape, width)
 

@@ -9,7 +9,11 @@ everything needed to continue bit-exactly on CPU.
 Files of one run (``out`` = the final checkpoint path):
     out                  final checkpoint (written once, at the end; ``finished: True``)
     out + ".resume"      the latest periodic checkpoint; removed after a successful end
-    log                  per-step CSV (truncated to the checkpoint's step on resume)
+    out + ".resume.csv"  the per-step CSV while training runs (truncated to the checkpoint's
+                         step on resume); copied to ``log`` at the end, then removed
+    log                  per-step CSV (written at the end: Snakemake deletes a killed job's
+                         outputs before rerunning it, so rows logged before the resume
+                         checkpoint must live next to it)
     metrics              final metrics JSON
     probe_log            optional CSV of the probe records (step, layer, snnl, T)
 """
@@ -36,6 +40,7 @@ from snnl.checkpoint import (
     FORMAT,
     VERSION,
     atomic_torch_save,
+    atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
     capture_rng_state,
@@ -73,6 +78,12 @@ class TrainResult:
 def resume_path(out: str | Path) -> Path:
     out = Path(out)
     return out.with_name(out.name + ".resume")
+
+
+def resume_log_path(out: str | Path) -> Path:
+    """The per-step CSV of a run in progress, next to its resume checkpoint."""
+    out = Path(out)
+    return out.with_name(out.name + ".resume.csv")
 
 
 class Trainer:
@@ -263,28 +274,39 @@ class Trainer:
     def _save_resume(self) -> None:
         assert self.out is not None
         self._flush_log()
+        self._check_weights()
         path = resume_path(self.out)
         atomic_torch_save(path, self.state())
         self.last_checkpoint = (path, self.step)
 
     # -- the per-step CSV log -----------------------------------------------------
 
-    def _open_log(self, keep_upto: int | None) -> None:
+    def _log_work_path(self) -> Path | None:
+        """Where rows go while training runs: next to the resume checkpoint when there is one."""
         if self.log_path is None:
+            return None
+        return resume_log_path(self.out) if self.out is not None else self.log_path
+
+    def _open_log(self, keep_upto: int | None) -> None:
+        work = self._log_work_path()
+        if work is None:
             return
         header = ",".join(self.log_columns)
         rows: list[str] = []
-        if keep_upto and self.log_path.exists():
-            lines = self.log_path.read_text().splitlines()
+        # the rows before the resume: next to the resume checkpoint, else (a run by an older
+        # version) in the log itself
+        source = next((p for p in (work, self.log_path) if p.exists()), None) if keep_upto else None
+        if keep_upto:
+            lines = source.read_text().splitlines() if source is not None else []
             if lines and lines[0] == header:
                 for line in lines[1:]:
                     parts = line.split(",")
                     if len(parts) == len(self.log_columns) and parts[0].isdigit() and int(parts[0]) <= keep_upto:
                         rows.append(line)
             if len(rows) != keep_upto:
-                self._say(f"warning: {self.log_path} holds {len(rows)} rows for the {keep_upto} steps before the resume")
-        atomic_write_text(self.log_path, "\n".join([header] + rows) + "\n")
-        self._log_fh = open(self.log_path, "a", newline="")
+                self._say(f"warning: {source or work} holds {len(rows)} rows for the {keep_upto} steps before the resume")
+        atomic_write_text(work, "\n".join([header] + rows) + "\n")
+        self._log_fh = open(work, "a", newline="")
         self._writer = csv.writer(self._log_fh, lineterminator="\n")
 
     def _flush_log(self) -> None:
@@ -342,21 +364,55 @@ class Trainer:
 
     # -- the loop ---------------------------------------------------------------------
 
-    def _check_finite(self, values: list[float], layers: list[str]) -> None:
+    def _stop(self, at: int, what: str) -> TrainingError:
+        """The error that stops training at step ``at`` because of ``what``, with the last
+        good checkpoint and the fix."""
+        if self.last_checkpoint is not None:
+            path, step = self.last_checkpoint
+            good = f"The last good checkpoint, {path} (step {step}), is intact; "
+        else:
+            good = "No checkpoint was written yet; "
+        return TrainingError(
+            f"training stopped at step {at} (epoch {self.epoch}): {what}. {good}"
+            f"lower `train.lr`{' or `train.alpha`' if self.alpha else ''} and run again"
+            + (" to resume" if self.last_checkpoint is not None else "")
+        )
+
+    @torch.no_grad()
+    def _diagnose(self, x: torch.Tensor) -> str:
+        """Which layer broke: the first (hidden layers, then the logits) whose weights, or
+        output on the failing batch ``x``, hold a NaN or inf; else the largest output."""
+        from snnl.layers import capture
+
+        modules = dict(self.model.named_modules())
+        names = [n for n in probe_mod.probe_layers(self.model) if n in modules]
+        for name in names:
+            if not all(bool(torch.isfinite(p).all()) for p in modules[name].parameters()):
+                return f"the weights of layer `{name}` are not finite"
+        with capture(self.model, names) as outputs, self._autocast():
+            self.model(x)
+        largest = ("", 0.0)
+        for name in names:
+            h = outputs[name][-1].float()
+            if not bool(torch.isfinite(h).all()):
+                return f"layer `{name}` is the first whose output is not finite"
+            size = float(h.abs().max()) if h.numel() else 0.0
+            largest = max(largest, (name, size), key=lambda t: t[1])
+        return f"every layer's output is finite, the largest is {largest[1]:.3g} (layer `{largest[0]}`)"
+
+    def _check_finite(self, values: list[float], layers: list[str], x: torch.Tensor) -> None:
         names = [("cross-entropy", None)] + [("SNNL", n) for n in layers] + [("total loss", None)]
         for (term, layer), v in zip(names, values):
             if not math.isfinite(v):
                 where = f" of layer `{layer}`" if layer else ""
-                if self.last_checkpoint is not None:
-                    path, at = self.last_checkpoint
-                    good = f"The last good checkpoint, {path} (step {at}), is intact; "
-                else:
-                    good = "No checkpoint was written yet; "
-                raise TrainingError(
-                    f"training stopped at step {self.step + 1} (epoch {self.epoch}): the {term}{where} is {v} "
-                    f"(term `{'snnl/' + layer if layer else ('ce' if term == 'cross-entropy' else 'total')}`). {good}"
-                    f"lower `train.lr`{' or `train.alpha`' if self.alpha else ''} and run again to resume"
-                )
+                key = "snnl/" + layer if layer else ("ce" if term == "cross-entropy" else "total")
+                raise self._stop(self.step + 1, f"the {term}{where} is {v} (term `{key}`); {self._diagnose(x)}")
+
+    def _check_weights(self) -> None:
+        """Before a checkpoint is written: the update just made left every weight finite."""
+        for name, p in self.model.named_parameters():
+            if not bool(torch.isfinite(p).all()):
+                raise self._stop(self.step, f"the update of step {self.step} made the weights `{name}` not finite")
 
     def train_step(self) -> list[float]:
         """One optimisation step on the next minibatch; returns the logged row's values."""
@@ -375,11 +431,16 @@ class Trainer:
         terms = [out.cross_entropy] + [out.snnl[n] for n in self.layers] + [out.total]
         acc = (logits.detach().argmax(1) == y).float().mean()
         values = torch.stack([t.detach().float() for t in terms] + [acc]).tolist()
-        self._check_finite(values[:-1], self.layers)
+        self._check_finite(values[:-1], self.layers, x)
         lr = self.optimizer.param_groups[0]["lr"]
         self.optimizer.zero_grad(set_to_none=True)
         out.total.backward()
-        self.optimizer.step()
+        try:
+            self.optimizer.step()
+        except RuntimeError as err:  # e.g. Adam's lr / bias correction beyond float range
+            if "overflow" not in str(err):
+                raise
+            raise self._stop(self.step + 1, f"the optimizer's update overflowed at lr {lr:g} ({err})") from None
         self.scheduler.step()
         epoch = self.epoch
         self.step += 1
@@ -434,17 +495,22 @@ class Trainer:
                         self._save_resume()
                     for cb in self.callbacks:
                         cb(self)
+            self._check_weights()
             metrics = self._final_metrics()
             if self.out is not None:
                 atomic_torch_save(self.out, self.state(finished=True, metrics=metrics))
+            self._close_log()
+            work = self._log_work_path()
+            if work is not None and work != self.log_path:
+                atomic_write_bytes(self.log_path, work.read_bytes())
             if self.metrics_path is not None:
                 atomic_write_json(self.metrics_path, metrics)
-            self._close_log()
             if self.out is not None:
-                try:
-                    resume_path(self.out).unlink()
-                except FileNotFoundError:
-                    pass
+                for path in (resume_path(self.out), resume_log_path(self.out)):  # the resume files last
+                    try:
+                        path.unlink()
+                    except FileNotFoundError:
+                        pass
         finally:
             self._close_log()
         return TrainResult(metrics, self.model, self.regularizer, list(self.probe_records))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from workflow_helpers import BIN, ENV, ROOT, snakemake
+from workflow_helpers import BIN, ENV, ROOT, run, share_with_dvc, snakemake
 from workflow_helpers import jobs as _jobs
 from workflow_helpers import workdir as _workdir
 
@@ -104,12 +104,6 @@ def test_slurm_profile_dry_run(tmp_path):
     assert _jobs(out.stdout)["train"] == 40
 
 
-def _run(cmd: list[str], cwd: Path) -> str:
-    out = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=900)
-    assert out.returncode == 0, f"{' '.join(cmd)}:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
-    return out.stdout + out.stderr
-
-
 def _tracked_files(work: Path) -> dict[str, str]:
     stage = yaml.safe_load((work / "dvc.yaml").read_text())["stages"]["reproduce"]
     paths = []
@@ -137,15 +131,8 @@ def test_dvc_round_trip_restores_everything_and_nothing_reruns(tiny_run, tmp_pat
     # the stage's params file is config/default.yaml; point it at the tiny config for the test
     shutil.copy(work / "config" / "tiny.yaml", work / "config" / "default.yaml")
     dvc = str(BIN / "dvc")
-    _run(["git", "init", "-q"], work)
-    _run(["git", "config", "user.email", "t@example.com"], work)
-    _run(["git", "config", "user.name", "test"], work)
-    _run([dvc, "init", "-q"], work)
-    _run([dvc, "config", "core.analytics", "false"], work)
     remote = tmp_path / "remote"
-    _run([dvc, "remote", "add", "-d", "local", str(remote)], work)
-    _run([dvc, "commit", "--force", "-q"], work)
-    _run([dvc, "push", "-q"], work)
+    share_with_dvc(work, remote, name="local")
     before = _tracked_files(work)
     assert len(before) > 50 and any(p.endswith(".pt") for p in before)
 
@@ -154,7 +141,7 @@ def test_dvc_round_trip_restores_everything_and_nothing_reruns(tiny_run, tmp_pat
     shutil.rmtree(work / ".dvc" / "cache")
     shutil.rmtree(work / ".snakemake")
     # make pull's two steps
-    _run([dvc, "pull", "-q"], work)
+    run([dvc, "pull", "-q"], work)
     snakemake(work, "--configfile", "config/tiny.yaml", "--touch", "--cores", "1")
     after = _tracked_files(work)
     assert after == before

@@ -49,3 +49,27 @@ def jobs(dry_run_output: str) -> dict[str, int]:
             elif parts and parts[0] == "total":
                 break
     return counts
+
+
+def run(cmd: list[str], cwd: Path, ok: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run ``cmd`` in ``cwd`` with the venv first on PATH; with ``ok``, fail the test on a non-zero exit."""
+    out = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout, check=False)
+    if ok:
+        assert out.returncode == 0, f"{' '.join(cmd)}:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    return out
+
+
+def share_with_dvc(work: Path, remote: Path, name: str = "storage", verify: bool = True) -> None:
+    """The README's sharing steps in a fresh git repo at ``work``: git and DVC init, a default
+    remote (``verify`` on, as `make pull` sets it), `dvc commit --force`, `dvc push`."""
+    dvc = str(BIN / "dvc")
+    run(["git", "init", "-q"], work)
+    run(["git", "config", "user.email", "t@example.com"], work)
+    run(["git", "config", "user.name", "test"], work)
+    run([dvc, "init", "-q"], work)
+    run([dvc, "config", "core.analytics", "false"], work)
+    run([dvc, "remote", "add", "-d", name, str(remote)], work)
+    if verify:
+        run([dvc, "remote", "modify", name, "verify", "true"], work)
+    run([dvc, "commit", "--force", "-q"], work)
+    run([dvc, "push", "-q"], work)

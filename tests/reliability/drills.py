@@ -56,6 +56,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 from snnl.training.loop import RUN_SPECIFIC_METRICS
 
+sys.path.insert(0, str(ROOT / "tests"))
+from workflow_helpers import jobs as job_counts  # the 'Job stats' table of Snakemake's output
+
 VENV = ROOT / ".venv"
 STAMP = ".venv/.snnl-installed"
 MOMENTS = ["data", "train-early", "train-late", "evaluate", "figures"]
@@ -254,21 +257,6 @@ def parse_jobs(text: str) -> tuple[dict[int, Job], set[int]]:
         jobs[int(fields["jobid"])] = Job(int(fields["jobid"]), m.group(1), outputs, fields.get("log"), 0.0,
                                          fields.get("wildcards", ""))
     return jobs, {int(m.group(1)) for m in FINISHED_RE.finditer(text)}
-
-
-def job_counts(text: str) -> dict[str, int]:
-    counts, inside = {}, False
-    for line in text.splitlines():
-        if line.startswith("Job stats"):
-            inside = True
-            continue
-        if inside:
-            parts = line.split()
-            if len(parts) == 2 and parts[1].isdigit() and parts[0] != "total":
-                counts[parts[0]] = int(parts[1])
-            elif parts and parts[0] == "total":
-                break
-    return counts
 
 
 class Watch:

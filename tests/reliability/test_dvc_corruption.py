@@ -14,24 +14,16 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
-from workflow_helpers import BIN, ENV, ROOT
+from workflow_helpers import BIN, ROOT, run, share_with_dvc
 
 from snnl.data import load_prepared, prepare
 from snnl.train import TrainConfig, TrainData, train
 
 CHECKPOINT = "results/checkpoints/digits/baseline/seed0.pt"
-
-
-def run(cmd: list[str], cwd: Path, ok: bool = True) -> subprocess.CompletedProcess:
-    out = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=300, check=False)
-    if ok:
-        assert out.returncode == 0, f"{' '.join(cmd)}:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
-    return out
 
 
 def outputs(stage: dict) -> list[str]:
@@ -70,18 +62,8 @@ def shared(tmp_path):
     train(cfg, TrainData.from_prepared(load_prepared(data)), regime="baseline", seed=0, out=work / CHECKPOINT,
           progress=False)
 
-    dvc = str(BIN / "dvc")
-    run(["git", "init", "-q"], work)
-    run(["git", "config", "user.email", "t@example.com"], work)
-    run(["git", "config", "user.name", "test"], work)
-    run([dvc, "init", "-q"], work)
-    run([dvc, "config", "core.analytics", "false"], work)
     remote = tmp_path / "remote"
-    # the README's two lines
-    run([dvc, "remote", "add", "-d", "storage", str(remote)], work)
-    run([dvc, "remote", "modify", "storage", "verify", "true"], work)
-    run([dvc, "commit", "--force", "-q"], work)
-    run([dvc, "push", "-q"], work)
+    share_with_dvc(work, remote)  # the README's lines, verify included
     run(["git", "add", "-A"], work)
     run(["git", "commit", "-q", "-m", "results"], work)
     return work, remote

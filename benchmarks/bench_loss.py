@@ -110,9 +110,9 @@ def _sync(device):
 
 def time_all(b: int, d: int, device: str, min_reps: int, budget_s: float, impls=IMPLS) -> dict[str, float]:
     """Best seconds of forward+backward per implementation, interleaved round-robin."""
-    IMPLS = list(impls)  # shadows the module default on purpose
-    fns = {impl: make_fn(impl, b, d, device) for impl in IMPLS}
-    times: dict[str, list[float]] = {impl: [] for impl in IMPLS}
+    names = list(impls)
+    fns = {impl: make_fn(impl, b, d, device) for impl in names}
+    times: dict[str, list[float]] = {impl: [] for impl in names}
     # warm-up (skipped for very slow sizes: one rep > budget/4 is its own warm-up)
     first = {}
     for impl, (x, fn) in fns.items():
@@ -121,13 +121,13 @@ def time_all(b: int, d: int, device: str, min_reps: int, budget_s: float, impls=
         fwd_bwd(x, fn)
         _sync(device)
         first[impl] = time.perf_counter() - t0
-    if max(first.values()) * len(IMPLS) > budget_s / 4:
-        for impl in IMPLS:
+    if max(first.values()) * len(names) > budget_s / 4:
+        for impl in names:
             times[impl].append(first[impl])
     start = time.perf_counter()
     rep = 0
     while rep < min_reps or time.perf_counter() - start < budget_s:
-        order = IMPLS[rep % len(IMPLS):] + IMPLS[: rep % len(IMPLS)]
+        order = names[rep % len(names):] + names[: rep % len(names)]
         for impl in order:
             x, fn = fns[impl]
             _sync(device)

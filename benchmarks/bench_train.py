@@ -28,9 +28,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from snnl.checkpoint import atomic_write_text
+from snnl.atomic import atomic_write_text
 from snnl.train import TrainConfig, TrainData, Trainer
-from snnl.training.batches import augment, to_unit
 
 SECTION = "## Training step"
 
@@ -60,19 +59,14 @@ class CEOnly:
 
     def train_step(self) -> None:
         t = self.t
-        if t.perm is None:
-            t.perm = torch.randperm(t.n_train, generator=t.generator)
-            t.batch_in_epoch = 0
-        b = t.batch_in_epoch
-        idx = t.perm[b * t.batch_size : (b + 1) * t.batch_size].to(t.device)
-        x = augment(to_unit(t.x_train[idx]), t.cfg.augmentation, t.cfg.crop_padding, t.generator)
+        x, y = t.next_batch()
         with t._autocast():
-            loss = F.cross_entropy(t.model(x), t.y_train[idx])
+            loss = F.cross_entropy(t.model(x), y)
         float(loss.detach())  # the same one host sync per step as the real loop's logging
         t.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         t.optimizer.step()
-        t.batch_in_epoch = (b + 1) % t.steps_per_epoch
+        t.batch_in_epoch = (t.batch_in_epoch + 1) % t.steps_per_epoch
         if t.batch_in_epoch == 0:
             t.perm = None
 

@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 from snnl.atomic import remove_stale_temporaries
-from snnl.checkpoint import atomic_write_text
-from snnl.figures import atomic_write_text as figure_write_text
+from snnl.atomic import atomic_write_text
+from snnl.atomic import atomic_write_text as figure_write_text
 
 
 def _dead_pid() -> int:

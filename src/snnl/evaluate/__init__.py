@@ -17,7 +17,7 @@ import importlib
 _SOURCES = {
     "snnl.evaluate.config": ["EvaluateConfig", "load_evaluate_config", "read_evaluate_section"],
     "snnl.evaluate.detection": [
-        "Reference", "SetScores", "ZScoreCombiner", "build_reference", "capture_layers", "knn_scores",
+        "Reference", "SetScores", "ZScoreCombiner", "build_reference", "knn_scores",
         "resolve_layers", "score_images", "snnl_scores",
     ],
     "snnl.evaluate.embeddings": ["gradient_embedding", "layer_embeddings", "sign_gradients", "tsne_2d"],
@@ -42,7 +42,6 @@ __all__ = [
     "ZScoreCombiner",
     "accuracy",
     "build_reference",
-    "capture_layers",
     "compare_regimes",
     "detection_metrics",
     "evaluate",

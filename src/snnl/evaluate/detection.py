@@ -21,15 +21,15 @@ standard deviations are fitted on clean validation data only (:class:`ZScoreComb
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from snnl.errors import ConfigError, DataError
+from snnl.layers import capture
 from snnl.loss import snnl_from_distances
 from snnl.temperature import OptimalTemperature, optimal_temperature
 
@@ -60,25 +60,9 @@ def resolve_layers(model: nn.Module, layers: str | Sequence[str] = "all") -> lis
     return list(layers)
 
 
-@contextlib.contextmanager
-def capture_layers(model: nn.Module, layers: Sequence[str]) -> Iterator[dict[str, torch.Tensor]]:
-    """While the block runs, ``store[name]`` holds the latest output of module ``name``,
-    detached and flattened per sample (float32)."""
-    modules = dict(model.named_modules())
-    store: dict[str, torch.Tensor] = {}
-    handles = []
-    for name in layers:
-        def hook(module, inputs, output, name=name):
-            if isinstance(output, (tuple, list)):
-                output = output[0]
-            store[name] = output.detach().reshape(output.shape[0], -1).float()
-
-        handles.append(modules[name].register_forward_hook(hook))
-    try:
-        yield store
-    finally:
-        for h in handles:
-            h.remove()
+def _flat(h: torch.Tensor) -> torch.Tensor:
+    """A captured layer output flattened per sample, in float32."""
+    return h.reshape(h.shape[0], -1).float()
 
 
 def to_unit(images: torch.Tensor) -> torch.Tensor:
@@ -96,13 +80,11 @@ def forward_features(
     device: torch.device | str = "cpu",
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """(logits, {layer: flattened outputs}) for all ``images``, on ``device``."""
-    logits, feats = [], {name: [] for name in layers}
-    with capture_layers(model, layers) as store:
+    logits = []
+    with capture(model, layers) as store:
         for start in range(0, images.shape[0], batch_size):
             logits.append(model(to_unit(images[start : start + batch_size].to(device))).float())
-            for name in layers:
-                feats[name].append(store[name])
-    return torch.cat(logits), {name: torch.cat(v) for name, v in feats.items()}
+    return torch.cat(logits), {name: torch.cat([_flat(t) for t in store[name]]) for name in layers}
 
 
 # ---------------------------------------------------------------------------------------
@@ -233,14 +215,14 @@ def score_images(
     snnl = {name: [] for name in reference.layers}
     knn = {name: [] for name in reference.layers}
     starts = range(0, images.shape[0], batch_size)
-    with capture_layers(model, reference.layers) as store:
+    with capture(model, reference.layers) as store:
         for start in tqdm(starts, desc=desc, unit="batch", disable=not progress, leave=False):
             logits = model(to_unit(images[start : start + batch_size].to(device))).float()
             pred = logits.argmax(dim=1)
             preds.append(pred.cpu())
             probs.append(torch.softmax(logits.double(), dim=1).cpu())
             for name in reference.layers:
-                dist = reference.distances(name, store[name])
+                dist = reference.distances(name, _flat(store[name].pop()))  # this batch's only
                 snnl[name].append(snnl_scores(dist, pred, reference.labels, reference.temperatures[name].temperature).cpu())
                 knn[name].append(knn_scores(dist, pred, reference.labels, k).cpu())
     n_classes = probs[0].shape[1] if probs else int(getattr(model, "spec", {}).get("num_classes", 0))

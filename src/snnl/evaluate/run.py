@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from snnl.attacks import attack_batches, make_attack
-from snnl.checkpoint import atomic_write_bytes, atomic_write_json, atomic_write_text
+from snnl.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from snnl.errors import DataError
 from snnl.evaluate.config import EvaluateConfig
 from snnl.evaluate.detection import (

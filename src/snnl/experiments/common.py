@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from snnl.errors import ConfigError, DataError
-from snnl.figures import atomic_write_text
+from snnl.atomic import atomic_write_text
 from snnl.temperature import optimal_temperature
 from snnl.layers import capture  # noqa: F401 (used here; re-exported)
 

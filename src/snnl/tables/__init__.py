@@ -143,7 +143,7 @@ def write_tables(inputs: Inputs, out: str | Path, config: str | Path | None = No
     return the summary."""
     import json
 
-    from snnl.checkpoint import atomic_write_text
+    from snnl.atomic import atomic_write_text
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -36,13 +36,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from snnl.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from snnl.checkpoint import (
     FORMAT,
     VERSION,
     atomic_torch_save,
-    atomic_write_bytes,
-    atomic_write_json,
-    atomic_write_text,
     capture_rng_state,
     load_checkpoint,
     load_state_strict,
@@ -414,8 +412,9 @@ class Trainer:
             if not bool(torch.isfinite(p).all()):
                 raise self._stop(self.step, f"the update of step {self.step} made the weights `{name}` not finite")
 
-    def train_step(self) -> list[float]:
-        """One optimisation step on the next minibatch; returns the logged row's values."""
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The epoch's next minibatch (augmented images, labels); draws the epoch's permutation
+        first when there is none. The caller advances ``batch_in_epoch``."""
         cfg = self.cfg
         if self.perm is None:
             self.perm = torch.randperm(self.n_train, generator=self.generator)
@@ -423,7 +422,11 @@ class Trainer:
         b = self.batch_in_epoch
         idx = self.perm[b * self.batch_size : (b + 1) * self.batch_size].to(self.device)
         x = augment(to_unit(self.x_train[idx]), cfg.augmentation, cfg.crop_padding, self.generator)
-        y = self.y_train[idx]
+        return x, self.y_train[idx]
+
+    def train_step(self) -> list[float]:
+        """One optimisation step on the next minibatch; returns the logged row's values."""
+        x, y = self.next_batch()
         self.model.train()
         with self._autocast():
             logits = self.model(x)

@@ -1,9 +1,17 @@
-"""Capturing the outputs of named layers of any nn.Module with forward hooks."""
+"""Capturing the outputs of named layers of any nn.Module with forward hooks.
+
+Both :func:`capture` and :class:`snnl.EntanglementRegularizer` keep their own copy of a
+hooked module's output. The module's output tensor itself goes on into the rest of the
+network, where an in-place operation (``nn.ReLU(inplace=True)``, ``out += identity`` in a
+residual block, ``nn.Dropout(inplace=True)``) would otherwise overwrite the captured
+values after the hook has run: the SNNL would silently be measured on, say, relu(h)
+instead of h.
+"""
 
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -11,25 +19,67 @@ from torch import nn
 from snnl.errors import ConfigError
 
 
-@contextlib.contextmanager
-def capture(model: nn.Module, names: Sequence[str]) -> Iterator[dict[str, list[torch.Tensor]]]:
-    """Collect the detached outputs of the named modules of ``model`` while the block runs
-    (one tensor per forward pass, in order)."""
+def resolve_modules(model: nn.Module, names: Sequence[str]) -> dict[str, nn.Module]:
+    """``{name: module}`` for the named modules of ``model``.
+
+    Raises:
+        ConfigError: a name is not in ``model.named_modules()`` (the message lists the known names).
+    """
     modules = dict(model.named_modules())
     missing = [n for n in names if n not in modules]
     if missing:
         known = ", ".join(n for n in modules if n) or "(none)"
         raise ConfigError(f"layer(s) {missing} not found in {type(model).__name__}; known names: {known}")
+    return {n: modules[n] for n in names}
+
+
+def module_output(output) -> torch.Tensor:
+    """The tensor a hook measures: the output itself, or the first element of a tuple/list."""
+    if isinstance(output, (tuple, list)):
+        output = output[0]
+    return output
+
+
+def own_copy(h: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+    """``h`` (the output, or something computed from it), copied if it shares ``output``'s
+    memory, so that a later in-place operation on ``output`` cannot change it. The copy
+    stays in the autograd graph (gradients flow back to the module's output)."""
+    if h.untyped_storage().data_ptr() == output.untyped_storage().data_ptr():
+        return h.clone()
+    return h
+
+
+def register_output_hooks(
+    modules: dict[str, nn.Module], receive: Callable[[str, torch.Tensor], None]
+) -> list[torch.utils.hooks.RemovableHandle]:
+    """Forward hooks that call ``receive(name, output)`` with each module's output tensor
+    (see :func:`module_output`); the caller makes its own copy (:func:`own_copy`)."""
+
+    def make(name: str):
+        def hook(module, inputs, output):
+            receive(name, module_output(output))
+
+        return hook
+
+    return [module.register_forward_hook(make(name)) for name, module in modules.items()]
+
+
+@contextlib.contextmanager
+def capture(model: nn.Module, names: Sequence[str]) -> Iterator[dict[str, list[torch.Tensor]]]:
+    """Collect detached copies of the outputs of the named modules of ``model`` while the
+    block runs (one tensor per forward pass, in order). Copies: an in-place operation
+    later in the network does not change what was captured.
+
+    Raises:
+        ConfigError: a name is not a module of ``model``.
+    """
+    modules = resolve_modules(model, names)
     store: dict[str, list[torch.Tensor]] = {n: [] for n in names}
-    handles = []
-    for name in names:
 
-        def hook(module, inputs, output, name=name):
-            if isinstance(output, (tuple, list)):
-                output = output[0]
-            store[name].append(output.detach())
+    def receive(name: str, output: torch.Tensor) -> None:
+        store[name].append(output.detach().clone())
 
-        handles.append(modules[name].register_forward_hook(hook))
+    handles = register_output_hooks(modules, receive)
     try:
         yield store
     finally:

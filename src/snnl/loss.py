@@ -107,11 +107,13 @@ def _lse_forward(dist: torch.Tensor, temperature: torch.Tensor, same: torch.Tens
     return lse_all - lse_pos, lse_all, lse_pos  # +inf where no positive
 
 
-def _lse_backward(dist, temperature, same, valid, lse_all, lse_pos, grad_out, need_t: bool):
+def _lse_backward(dist, temperature, same, valid, lse_all, lse_pos, grad_out, need_t: bool, masked=False):
     """dL/dD (b x b, a fresh tensor) and dL/dT, recomputing the softmaxes from D.
 
     dl_i/dlogit_ij = p_ij - q_ij (p: softmax over all others, q: over positives), and
     logit = -d / T, so dl/dd = -(p - q) / T and dl/dT = sum (p - q) d / T^2.
+    ``masked``: D may hold +inf (pairs masked out); their weights p - q are exactly 0 and
+    so is their share of dl/dT (the limit of w d as d -> inf), not 0 * inf = NaN.
     """
     inv_t = 1.0 / temperature
     g = torch.where(valid, grad_out, torch.zeros_like(grad_out))
@@ -125,7 +127,10 @@ def _lse_backward(dist, temperature, same, valid, lse_all, lse_pos, grad_out, ne
     del q
     grad_t = None
     if need_t:
-        grad_t = (p * dist).sum() * inv_t * inv_t
+        weighted = p * dist
+        if masked:
+            weighted = torch.where(p == 0, torch.zeros_like(weighted), weighted)
+        grad_t = weighted.sum() * inv_t * inv_t
         grad_t = grad_t.reshape(temperature.shape)
     return p.mul_(-inv_t), grad_t
 
@@ -135,7 +140,8 @@ class _LogSpaceSNNL(torch.autograd.Function):
 
     Saves only D (b x b) and two b-vectors; the backward recomputes the softmaxes,
     so no b x b matrix of probabilities is kept between forward and backward.
-    Anchors without positives get l_i = +inf and no gradient.
+    Anchors without positives get l_i = +inf and no gradient. D may hold +inf (masked
+    pairs: weight 0, no gradient, and a finite dL/dT).
     """
 
     @staticmethod
@@ -148,7 +154,7 @@ class _LogSpaceSNNL(torch.autograd.Function):
     def backward(ctx, grad_out):
         dist, temperature, same, valid, lse_all, lse_pos = ctx.saved_tensors
         grad_dist, grad_t = _lse_backward(
-            dist, temperature, same, valid, lse_all, lse_pos, grad_out, ctx.needs_input_grad[1]
+            dist, temperature, same, valid, lse_all, lse_pos, grad_out, ctx.needs_input_grad[1], masked=True
         )
         return (grad_dist if ctx.needs_input_grad[0] else None), grad_t, None, None
 
@@ -352,10 +358,27 @@ def snnl_from_distances(
     reduction: str = "mean",
     return_stats: bool = False,
 ):
-    """SNNL from a precomputed (b, b) distance matrix; see :func:`soft_nearest_neighbor_loss`."""
+    """SNNL from a precomputed (b, b) distance matrix; see :func:`soft_nearest_neighbor_loss`.
+
+    ``dist`` holds non-negative distances; ``+inf`` masks a pair out (it weighs
+    exp(-inf) = 0 in both sums and gets no gradient; dL/dT stays finite). An anchor counts
+    as valid when it has a same-class partner at a finite distance; the others get
+    l_i = +inf and are excluded and counted, as anchors without a partner are.
+    The diagonal is ignored.
+
+    Raises:
+        DataError: ``dist`` is not square, or holds NaN, -inf or negative values.
+    """
     b = dist.shape[0]
     if dist.dim() != 2 or dist.shape[1] != b:
         raise DataError(f"distance matrix must be square (b, b), got {tuple(dist.shape)}")
+    bad = torch.isnan(dist) | (dist < 0)
+    bad.fill_diagonal_(False)
+    if bool(bad.any()):
+        raise DataError(
+            f"snnl_from_distances: the distance matrix holds {int(bad.sum())} NaN or negative entries; "
+            "distances must be >= 0, with +inf to mask a pair out"
+        )
     return _reduce(dist, labels, temperature, reduction, return_stats, kind=None)
 
 
@@ -376,6 +399,8 @@ def _reduce(inp, labels, temperature, reduction, return_stats, kind, rows=None, 
     labels = _check_labels(labels, b, inp.device)
     if rows is None:
         same, valid = _pair_masks(labels)
+        if kind is None:  # a distance matrix: a partner at +inf (masked out) does not count
+            valid = (same & (inp < float("inf"))).any(dim=1)
     else:
         valid = _valid_anchors(labels)
     n_valid = int(valid.sum())

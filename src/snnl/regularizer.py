@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from snnl.errors import ConfigError
+from snnl.layers import own_copy, register_output_hooks, resolve_modules
 from snnl.loss import DistanceSpec, soft_nearest_neighbor_loss
 from snnl.temperature import OnlineTemperature, optimal_temperature
 
@@ -95,11 +96,7 @@ class EntanglementRegularizer(nn.Module):
         self.layer_names = hidden_layer_names(model) if layers == "all" else list(layers)
         if not self.layer_names:
             raise ConfigError("EntanglementRegularizer needs at least one layer")
-        modules = dict(model.named_modules())
-        missing = [n for n in self.layer_names if n not in modules]
-        if missing:
-            known = ", ".join(n for n in modules if n) or "(none)"
-            raise ConfigError(f"layer(s) {missing} not found in {type(model).__name__}; known names: {known}")
+        modules = resolve_modules(model, self.layer_names)
         if pool not in ("none", "avg"):
             raise ConfigError(f"pool must be 'none' or 'avg', got {pool!r}")
         if isinstance(temperature, str) and temperature not in ("online", "optimal"):
@@ -116,15 +113,12 @@ class EntanglementRegularizer(nn.Module):
             for name in self.layer_names:
                 self.temperatures[_key(name)] = OnlineTemperature(initial_temperature, temperature_lr)
         self._outputs: dict[str, torch.Tensor] = {}
-        self._handles = [modules[n].register_forward_hook(self._hook(n)) for n in self.layer_names]
+        self._handles = register_output_hooks(modules, self._receive)
 
-    def _hook(self, name: str):
-        def hook(module, inputs, output):
-            if isinstance(output, (tuple, list)):
-                output = output[0]
-            self._outputs[name] = output
-
-        return hook
+    def _receive(self, name: str, output: torch.Tensor) -> None:
+        # pooled (a new tensor) or copied now: a later in-place op (ReLU(inplace=True),
+        # a residual `out += x`) must not change the values the SNNL is measured on
+        self._outputs[name] = own_copy(self._prepare(output), output)
 
     def remove(self) -> None:
         """Detach the hooks from the model."""
@@ -135,7 +129,7 @@ class EntanglementRegularizer(nn.Module):
 
     def layer_outputs(self) -> dict[str, torch.Tensor]:
         """The captured (and pooled, if configured) outputs of the latest forward pass."""
-        return {n: self._prepare(self._outputs[n]) for n in self.layer_names if n in self._outputs}
+        return {n: self._outputs[n] for n in self.layer_names if n in self._outputs}
 
     def _prepare(self, h: torch.Tensor) -> torch.Tensor:
         if self.pool == "avg" and h.dim() == 4:
@@ -150,7 +144,7 @@ class EntanglementRegularizer(nn.Module):
         snnl: dict[str, torch.Tensor] = {}
         temps: dict[str, float] = {}
         for name in self.layer_names:
-            h = self._prepare(self._outputs[name])
+            h = self._outputs[name]
             if self.alpha == 0.0:
                 # measured only: no gradient reaches the network, so keep no graph through it
                 h = h.detach()

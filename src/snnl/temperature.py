@@ -8,6 +8,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from snnl.errors import DataError
 from snnl.loss import DistanceSpec, pairwise_distances, snnl_from_distances
 
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
@@ -31,10 +32,11 @@ class OptimalTemperature(NamedTuple):
 
 
 def _distance_scale(dist: torch.Tensor) -> float:
-    """Median of the strictly positive off-diagonal distances (1.0 when there are none)."""
+    """Median of the strictly positive, finite off-diagonal distances (1.0 when there are
+    none); +inf entries are masked pairs and do not count."""
     b = dist.shape[0]
     off = dist[~torch.eye(b, dtype=torch.bool, device=dist.device)]
-    pos = off[off > 0]
+    pos = off[(off > 0) & torch.isfinite(off)]
     if pos.numel() == 0:
         return 1.0
     return float(pos.median())
@@ -58,9 +60,17 @@ def optimal_temperature(
     evaluation costs one log-sum-exp over the b x b matrix; 37 evaluations by default.
     The search range scales with the data, so the result is exactly equivariant to
     rescaling the representation (T* scales with the squared scale for "sqeuclidean").
+
+    Raises:
+        DataError: ``features`` hold NaN or inf, or no anchor has a same-class partner.
     """
     with torch.no_grad():
         x = features.detach()
+        if not bool(torch.isfinite(x).all()):
+            raise DataError(
+                f"optimal_temperature: the features hold {int((~torch.isfinite(x)).sum())} values that are "
+                "not finite (NaN or inf); check the model's outputs (a diverged layer?) before measuring"
+            )
         dist = pairwise_distances(x.double() if x.is_floating_point() else x.double(), distance)
         labels = torch.as_tensor(labels, device=dist.device)
         scale = _distance_scale(dist)

@@ -64,7 +64,9 @@ class EntanglementRegularizer(nn.Module):
         model: any ``nn.Module``.
         layers: ``"all"`` (every hidden layer, see :func:`hidden_layer_names`) or a list
             of module names as in ``model.named_modules()``.
-        alpha: weight of the SNNL term.
+        alpha: weight of the SNNL term. Default 0.1: the official code's 10 was tuned for
+            its eps-capped loss, and with this exact loss it drives a network to chance
+            accuracy (docs/DEVIATIONS.md D12; tests/test_readme.py).
         temperature: a positive float (fixed), ``"optimal"`` (recomputed each step by
             :func:`snnl.optimal_temperature`, no gradient), or ``"online"`` (one
             :class:`OnlineTemperature` per layer, learned to minimise SNNL).
@@ -74,7 +76,7 @@ class EntanglementRegularizer(nn.Module):
 
     Usage::
 
-        reg = EntanglementRegularizer(model, layers="all", alpha=10.0, temperature="online")
+        reg = EntanglementRegularizer(model, layers="all", alpha=0.1, temperature="online")
         logits = model(x)
         out = reg(logits, y)
         out.total.backward()
@@ -84,7 +86,7 @@ class EntanglementRegularizer(nn.Module):
         self,
         model: nn.Module,
         layers: LayerSpec = "all",
-        alpha: float = 10.0,
+        alpha: float = 0.1,
         temperature: Union[float, str] = "online",
         *,
         initial_temperature: float = 100.0,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from typing import Callable, NamedTuple, Union
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -24,13 +25,15 @@ class SNNLResult(NamedTuple):
     loss: the reduced loss (or the per-anchor values for ``reduction="none"``).
     per_anchor: l_i for every anchor, ``+inf`` for anchors without a positive.
     valid: boolean mask of anchors with at least one same-class partner.
-    n_excluded: number of anchors excluded from the mean (no same-class partner).
+    n_excluded: number of anchors excluded from the mean (no same-class partner), as a
+        0-d int64 tensor on the features' device: computing it makes no host
+        synchronisation; ``int(result.n_excluded)`` reads it.
     """
 
     loss: torch.Tensor
     per_anchor: torch.Tensor
     valid: torch.Tensor
-    n_excluded: int
+    n_excluded: torch.Tensor
 
 
 def _as_compute_dtype(features: torch.Tensor) -> torch.Tensor:
@@ -85,6 +88,22 @@ def _check_labels(labels: torch.Tensor, b: int, device: torch.device) -> torch.T
     if labels.is_floating_point():
         raise DataError("labels must be integers (class indices), got a floating-point tensor")
     return labels
+
+
+def _check_some_partner(labels: torch.Tensor) -> None:
+    """Raise when no label occurs twice (no anchor has a partner), for labels on the CPU.
+
+    Read through NumPy, so it records no tensor op and makes no device synchronisation;
+    labels on an accelerator are not read here (the loss is then NaN, 0 / 0, and
+    ``n_excluded`` equals the batch size)."""
+    if labels.device.type != "cpu":
+        return
+    values = labels.detach().numpy()
+    if np.unique(values).size == values.size:
+        raise DataError(
+            f"no anchor in this batch of {values.size} has a same-class partner (every label occurs once), "
+            "so the SNNL is undefined; use larger batches or class-balanced sampling"
+        )
 
 
 def _pair_masks(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -338,8 +357,10 @@ def _temperature_tensor(temperature, like: torch.Tensor) -> torch.Tensor:
         t = temperature.reshape(())
         if t.dtype != like.dtype:
             t = t.to(like.dtype)
-        if not t.requires_grad and t.device.type == "cpu" and not bool(t > 0):
-            raise ValueError(f"temperature must be > 0, got {float(t)}")
+        if not t.requires_grad and t.device.type == "cpu":
+            value = float(t.detach().numpy())  # through NumPy: no tensor op, no sync
+            if not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"temperature must be a positive finite number, got {value}")
         return t.to(like.device)
     t = float(temperature)
     if not (t > 0 and t < float("inf")):
@@ -347,7 +368,7 @@ def _temperature_tensor(temperature, like: torch.Tensor) -> torch.Tensor:
             f"temperature must be a positive finite number, got {temperature!r}; "
             "use optimal_temperature() to pick one, or OnlineTemperature to learn one"
         )
-    return torch.tensor(t, dtype=like.dtype, device=like.device)
+    return torch.full((), t, dtype=like.dtype, device=like.device)  # a fill: no host-to-device copy
 
 
 def snnl_from_distances(
@@ -383,9 +404,15 @@ def snnl_from_distances(
 
 
 def _valid_anchors(labels: torch.Tensor) -> torch.Tensor:
-    """Anchors whose label occurs at least twice, without forming a b x b mask."""
-    _, inverse, counts = torch.unique(labels, return_inverse=True, return_counts=True)
-    return counts[inverse] > 1
+    """Anchors whose label occurs at least twice, without forming a b x b mask: after a
+    sort, a label occurs twice when it equals its predecessor or its successor. Unlike
+    ``torch.unique`` this has no data-dependent output size (no device synchronisation)."""
+    ordered, order = torch.sort(labels)
+    repeat = ordered[1:] == ordered[:-1]
+    has = torch.zeros_like(ordered, dtype=torch.bool)
+    has[1:] |= repeat
+    has[:-1] |= repeat
+    return torch.empty_like(has).scatter_(0, order, has)
 
 
 def _reduce(inp, labels, temperature, reduction, return_stats, kind, rows=None, tile=None):
@@ -396,6 +423,7 @@ def _reduce(inp, labels, temperature, reduction, return_stats, kind, rows=None, 
     b = inp.shape[0]
     if b < 2:
         raise DataError(f"SNNL needs at least 2 samples in the batch, got {b}")
+    _check_some_partner(torch.as_tensor(labels))
     labels = _check_labels(labels, b, inp.device)
     if rows is None:
         same, valid = _pair_masks(labels)
@@ -403,12 +431,12 @@ def _reduce(inp, labels, temperature, reduction, return_stats, kind, rows=None, 
             valid = (same & (inp < float("inf"))).any(dim=1)
     else:
         valid = _valid_anchors(labels)
-    n_valid = int(valid.sum())
-    if n_valid == 0:
+    if kind is None and not bool(valid.any()):  # a distance matrix: validated (and synchronised) anyway
         raise DataError(
-            f"no anchor in this batch of {b} has a same-class partner (every label occurs once), "
+            f"no anchor in this batch of {b} has a same-class partner at a finite distance, "
             "so the SNNL is undefined; use larger batches or class-balanced sampling"
         )
+    n_valid = valid.sum()
     t = _temperature_tensor(temperature, inp)
     if kind is None:
         per_anchor = _LogSpaceSNNL.apply(inp, t, same, valid)
@@ -416,10 +444,11 @@ def _reduce(inp, labels, temperature, reduction, return_stats, kind, rows=None, 
         per_anchor = _GramSNNL.apply(inp, t, same, valid, kind)
     else:
         per_anchor = _ChunkedGramSNNL.apply(inp, t, labels, valid, kind, rows, tile)
-    if reduction == "mean":
-        loss = per_anchor[valid].sum() / n_valid
-    elif reduction == "sum":
-        loss = per_anchor[valid].sum()
+    if reduction in ("mean", "sum"):
+        # where, not per_anchor[valid]: boolean indexing would synchronise with the device
+        loss = torch.where(valid, per_anchor, torch.zeros_like(per_anchor)).sum()
+        if reduction == "mean":
+            loss = loss / n_valid
     elif reduction == "none":
         loss = per_anchor
     else:
@@ -459,7 +488,13 @@ def soft_nearest_neighbor_loss(
     No-positive policy: an anchor with no same-class partner in the batch has
     l_i = +inf; it is excluded from the mean and counted. With ``return_stats=True``
     the function returns an :class:`SNNLResult` (``loss``, ``per_anchor``, ``valid``,
-    ``n_excluded``). A batch in which no anchor has a partner raises ``DataError``.
+    ``n_excluded``). A batch in which no anchor has a partner raises ``DataError`` when
+    the labels are on the CPU; labels on an accelerator are never read on the host, and
+    such a batch gives a NaN loss (0 / 0) with ``n_excluded`` equal to the batch size.
+
+    Host synchronisation: none, for the built-in distances (the loss, its backward and
+    the statistics stay on the device until someone reads them); a callable distance
+    goes through :func:`snnl_from_distances`, which validates the matrix on the host.
 
     Temperature modes:
       * fixed: pass a positive float (or a 0-d tensor; a tensor that requires grad

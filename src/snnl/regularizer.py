@@ -19,19 +19,23 @@ LayerSpec = Union[str, Sequence[str]]
 
 @dataclass
 class RegularizedLoss:
-    """The objective and what to log. ``total`` is what to call ``backward()`` on."""
+    """The objective and what to log. ``total`` is what to call ``backward()`` on.
+
+    Every value is a 0-d tensor on the model's device (the temperatures detached), so
+    computing them makes no host synchronisation; :meth:`log_dict` reads them all at once.
+    """
 
     total: torch.Tensor
     cross_entropy: torch.Tensor
     snnl: dict[str, torch.Tensor] = field(default_factory=dict)
-    temperature: dict[str, float] = field(default_factory=dict)
+    temperature: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def log_dict(self) -> dict[str, float]:
-        """Detached floats for logging: ce, total, snnl/<layer>, T/<layer>."""
-        out = {"ce": float(self.cross_entropy.detach()), "total": float(self.total.detach())}
-        out.update({f"snnl/{k}": float(v.detach()) for k, v in self.snnl.items()})
-        out.update({f"T/{k}": v for k, v in self.temperature.items()})
-        return out
+        """Python floats for logging: ce, total, snnl/<layer>, T/<layer> (one host read)."""
+        keys = ["ce", "total"] + [f"snnl/{k}" for k in self.snnl] + [f"T/{k}" for k in self.temperature]
+        tensors = [self.cross_entropy, self.total, *self.snnl.values(), *self.temperature.values()]
+        values = torch.stack([t.detach().to(torch.float64).reshape(()) for t in tensors]).tolist()
+        return dict(zip(keys, values))
 
 
 def hidden_layer_names(model: nn.Module) -> list[str]:
@@ -59,6 +63,8 @@ class EntanglementRegularizer(nn.Module):
     forward pass (no second pass). ``alpha > 0`` maximises entanglement (the paper's
     "entangled" models); ``alpha < 0`` minimises it; ``alpha = 0`` gives plain CE while
     still measuring SNNL (on detached activations, and still updating online temperatures).
+    With a fixed or online temperature, the forward, the backward and the temperature step
+    make no host synchronisation (a CUDA training step stays asynchronous and capturable).
 
     Args:
         model: any ``nn.Module``.
@@ -68,8 +74,9 @@ class EntanglementRegularizer(nn.Module):
             its eps-capped loss, and with this exact loss it drives a network to chance
             accuracy (docs/DEVIATIONS.md D12; tests/test_readme.py).
         temperature: a positive float (fixed), ``"optimal"`` (recomputed each step by
-            :func:`snnl.optimal_temperature`, no gradient), or ``"online"`` (one
-            :class:`OnlineTemperature` per layer, learned to minimise SNNL).
+            :func:`snnl.optimal_temperature`, no gradient; its search runs on the host and
+            synchronises), or ``"online"`` (one :class:`OnlineTemperature` per layer,
+            learned to minimise SNNL).
         initial_temperature, temperature_lr: for ``"online"``.
         distance: passed to the loss.
         pool: ``"none"`` or ``"avg"`` (global-average-pool 4-D conv maps before the loss).
@@ -144,7 +151,7 @@ class EntanglementRegularizer(nn.Module):
         if missing:
             raise RuntimeError(f"no output captured for layer(s) {missing}: run the model's forward pass first")
         snnl: dict[str, torch.Tensor] = {}
-        temps: dict[str, float] = {}
+        temps: dict[str, torch.Tensor] = {}
         for name in self.layer_names:
             h = self._outputs[name]
             if self.alpha == 0.0:
@@ -154,7 +161,7 @@ class EntanglementRegularizer(nn.Module):
                 online = self.temperatures[_key(name)]
                 t = online.temperature()
                 value = soft_nearest_neighbor_loss(h, labels, t, distance=self.distance)
-                temps[name] = float(t.detach())
+                temps[name] = t.detach()
                 if self.alpha == 0.0:
                     online.update(value)  # measured only: a separate, cheap backward (h is detached)
                 else:
@@ -163,10 +170,10 @@ class EntanglementRegularizer(nn.Module):
             elif self.mode == "optimal":
                 opt = optimal_temperature(h, labels, distance=self.distance)
                 value = soft_nearest_neighbor_loss(h, labels, opt.temperature, distance=self.distance)
-                temps[name] = opt.temperature
+                temps[name] = torch.full((), opt.temperature, dtype=torch.float64, device=h.device)
             else:
                 value = soft_nearest_neighbor_loss(h, labels, self.fixed_temperature, distance=self.distance)
-                temps[name] = self.fixed_temperature
+                temps[name] = torch.full((), self.fixed_temperature, dtype=torch.float64, device=h.device)
             snnl[name] = value
         self._outputs = {}
         total = ce

@@ -153,17 +153,17 @@ class OnlineTemperature(nn.Module):
         self._leaf = self.log_t.detach().clone().requires_grad_(True)
         return torch.exp(self._leaf)
 
-    def update(self, loss: torch.Tensor) -> float:
+    def update(self, loss: torch.Tensor) -> torch.Tensor:
         """One step on log T that lowers ``loss`` (the SNNL computed with the T returned by
         the latest :meth:`temperature` call). Keeps the graph for the network's backward.
-        Returns dSNNL/dlog T."""
+        Returns dSNNL/dlog T as a 0-d float64 tensor (no host synchronisation)."""
         leaf = self._take_leaf()
         (grad,) = torch.autograd.grad(loss, leaf, retain_graph=True, allow_unused=True)
         if grad is None:
-            return 0.0
+            return torch.zeros((), dtype=self.log_t.dtype, device=self.log_t.device)
         g = grad.detach().to(self.log_t.dtype)
         self._step(g)
-        return float(g)
+        return g
 
     def update_on_backward(self, scale: float) -> None:
         """Take :meth:`update`'s step during the backward pass of an objective that

@@ -433,7 +433,10 @@ class Trainer:
             out = self.regularizer(logits, y)
         terms = [out.cross_entropy] + [out.snnl[n] for n in self.layers] + [out.total]
         acc = (logits.detach().argmax(1) == y).float().mean()
-        values = torch.stack([t.detach().float() for t in terms] + [acc]).tolist()
+        temps = [out.temperature[n].double() for n in self.layers]
+        # one host read for the whole row: the terms, the accuracy and the temperatures
+        row = torch.stack([t.detach().float().double() for t in terms] + [acc.double()] + temps).tolist()
+        values, temps = row[: len(terms) + 1], row[len(terms) + 1 :]
         self._check_finite(values[:-1], self.layers, x)
         lr = self.optimizer.param_groups[0]["lr"]
         self.optimizer.zero_grad(set_to_none=True)
@@ -452,7 +455,6 @@ class Trainer:
             self.epoch += 1
             self.perm = None
             self.batch_in_epoch = 0
-        temps = [out.temperature[n] for n in self.layers]
         ce, total, snnl = values[0], values[-2], values[1:-2]
         return [self.step, epoch, lr, ce, total, *snnl, *temps, values[-1]]
 

@@ -9,18 +9,42 @@ from snakemake.exceptions import WorkflowError
 # The `pipeline:` section against the schema (filling in its defaults), then the commands'
 # own readers on every other section (unknown keys, types, ranges, layer names), here at
 # parse time, so a bad config fails before any job starts, in one line naming the key.
-from snnl.config import validate_file, validate_schema
+# Values given with --config are first re-read as YAML, as the same text in the config file
+# would be (Snakemake leaves every value nested in one a string), and an error about one
+# names the --config entry instead of the config file.
+from snnl.config import (
+    apply_command_line_config,
+    config_source,
+    validate_file,
+    validate_schema,
+)
 from snnl.errors import SnnlError
 
-CONFIG_SOURCE = ", ".join(str(f) for f in workflow.configfiles) or "the config"
+CONFIG_SOURCE = (
+    f"config ({', '.join(str(f) for f in workflow.configfiles) or 'defaults'})"
+)
+ORIGINS = {}  # {dotted key: the --config entry that set it}
+
+
+def invalid_config(err, where):
+    """The WorkflowError for a bad config: ``err``'s message, which starts with ``where``,
+    saying instead where the faulty value came from (a config file or the command line).
+    """
+    message = str(err).replace(
+        where, config_source(str(err), ORIGINS, CONFIG_SOURCE), 1
+    )
+    return WorkflowError(f"invalid configuration: {message}")
+
+
 try:
+    ORIGINS = apply_command_line_config(config, workflow.config_settings.config_args)
     validate_schema(
         config,
         Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml",
-        f"config ({CONFIG_SOURCE})",
+        CONFIG_SOURCE,
     )
 except SnnlError as err:
-    raise WorkflowError(f"invalid configuration: {err}") from None
+    raise invalid_config(err, CONFIG_SOURCE) from None
 
 
 def _effective_config_file():
@@ -41,10 +65,7 @@ CONFIG_FILE = _effective_config_file()
 try:
     validate_file(CONFIG_FILE, config["pipeline"])
 except SnnlError as err:
-    message = str(err).replace(
-        f"config file {CONFIG_FILE}", f"config ({CONFIG_SOURCE})"
-    )
-    raise WorkflowError(f"invalid configuration: {message}") from None
+    raise invalid_config(err, f"config file {CONFIG_FILE}") from None
 
 # the software environment (the same pins as requirements.txt), for --software-deployment-method conda
 CONDA_ENV = "../../environment.yml"

@@ -16,6 +16,7 @@ from snnl.checkpoint import load_checkpoint, load_model
 from snnl.cli import main as cli_main
 from snnl.errors import CheckpointError, ConfigError
 from snnl.train import RUN_SPECIFIC_METRICS, TrainConfig, TrainData, load_train_config, probe_steps, read_params, train
+from snnl.training.loop import Trainer
 from snnl.training.batches import augment, random_crop
 from training_data import CLASSES, digits_data
 
@@ -39,7 +40,7 @@ def rgb_small(n=96) -> TrainData:
 
 
 def fast_cfg(**kw) -> TrainConfig:
-    base = dict(threads=1, probe_size=64, probe_points=4, checkpoint_every=0, eval_batch_size=500)
+    base = dict(threads=1, probe_size=64, probe_points=4, checkpoint_every=0, eval_batch_size=500, log_every=1)
     base.update(kw)
     return TrainConfig(**base)
 
@@ -61,7 +62,7 @@ def comparable(metrics: dict) -> dict:
 @pytest.mark.parametrize(
     "data_fn, cfg_kw",
     [
-        (digits_data, dict(model="mlp", batch_size=64, max_steps=8)),
+        (digits_data, dict(model="mlp", batch_size=64, max_steps=8, log_every=3)),
         (mnist_small, dict(model="cnn", batch_size=32, max_steps=4, model_args={"width": 16})),
         (rgb_small, dict(model="resnet", batch_size=16, max_steps=3, model_args={"width": 4, "blocks": [1, 1, 1, 1]},
                          augmentation="crop_flip", optimizer="sgd", schedule="cosine", probe_size=32)),
@@ -80,7 +81,7 @@ def test_each_model_and_regime_trains_logs_and_checkpoints(tmp_path, data_fn, cf
     for split in ("train", "val"):
         assert 0.0 <= m[f"{split}_accuracy"] <= 1.0
     rows = read_log(log)
-    assert [int(r["step"]) for r in rows] == list(range(1, steps + 1))
+    assert [int(r["step"]) for r in rows] == [s for s in range(1, steps + 1) if s % cfg.log_every == 0 or s == steps]
     layers = res.model.hidden_layers
     for r in rows:
         assert math.isfinite(float(r["ce"]))
@@ -322,3 +323,46 @@ def test_json_schema_agrees_with_the_code_on_defaults_and_unknown_keys():
             from snnl.training.config import train_config
 
             train_config({"train": bad})
+
+
+# ---------------------------------------------------------------------------------------
+# the logging interval: only log steps measure (baseline) and read back
+
+
+def _final_weights(tmp_path, regime, log_every, name):
+    cfg = fast_cfg(model="mlp", batch_size=64, max_steps=9, log_every=log_every, checkpoint_every=4)
+    out, log = tmp_path / f"{name}.pt", tmp_path / f"{name}.csv"
+    res = train(cfg, digits_data(), regime=regime, seed=0, out=out, log=log, progress=False)
+    return {k: v.clone() for k, v in res.model.state_dict().items()}, read_log(log)
+
+
+@pytest.mark.parametrize("regime", ["baseline", "entangled"])
+def test_logging_interval_changes_no_weight_and_logs_a_subset(tmp_path, regime):
+    """The interval only decides which steps are read back (and, for the baseline, which
+    steps measure the SNNL): the weights after training are bit-identical to logging every
+    step, and the entangled run's rows are exactly the every-step log's rows at those steps."""
+    every, every_rows = _final_weights(tmp_path, regime, 1, "every")
+    sparse, sparse_rows = _final_weights(tmp_path, regime, 4, "sparse")
+    assert every.keys() == sparse.keys() and all(torch.equal(every[k], sparse[k]) for k in every)
+    assert [int(r["step"]) for r in every_rows] == list(range(1, 10))
+    assert [int(r["step"]) for r in sparse_rows] == [4, 8, 9]
+    by_step = {r["step"]: r for r in every_rows}
+    for r in sparse_rows:
+        want = by_step[r["step"]]
+        assert r["ce"] == want["ce"] and r["total"] == want["total"] and r["batch_accuracy"] == want["batch_accuracy"]
+        if regime == "entangled":
+            assert r == want
+
+
+def test_baseline_unlogged_steps_capture_nothing(monkeypatch):
+    """A baseline step that logs nothing runs the model without the regularizer's hooks
+    capturing (no copy, no SNNL)."""
+    import snnl.regularizer
+
+    cfg = fast_cfg(model="mlp", batch_size=64, max_steps=5, log_every=5, probe_points=0)
+    trainer = Trainer(cfg, digits_data(), regime="baseline", seed=0, progress=False)
+    calls = []
+    original = snnl.regularizer.own_copy
+    monkeypatch.setattr(snnl.regularizer, "own_copy", lambda h, out: (calls.append(trainer.step + 1), original(h, out))[1])
+    trainer.run()
+    assert calls and set(calls) == {5}

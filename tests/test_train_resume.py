@@ -131,9 +131,13 @@ def test_killed_process_resumes_to_the_same_weights(tmp_path):
     assert (tmp_path / "run/log.csv").read_text() == (tmp_path / "ref.csv").read_text()
 
 
-def test_nan_in_an_snnl_term_stops_with_step_term_and_layer(tmp_path, monkeypatch):
+@pytest.mark.parametrize("log_every, where", [(1, "(term `snnl/fc2`); "), (10, "(term `snnl/fc2`, read back at step 10); ")])
+def test_nan_in_an_snnl_term_stops_with_step_term_and_layer(tmp_path, monkeypatch, log_every, where):
+    """Non-finite terms are read back at log (and checkpoint) steps only; the message names
+    the first non-finite step (8) and term either way, and the step that read it back."""
     data = digits_data()
-    cfg = TrainConfig(model="mlp", batch_size=64, max_steps=12, threads=1, checkpoint_every=5, probe_size=50, probe_points=3)
+    cfg = TrainConfig(model="mlp", batch_size=64, max_steps=12, threads=1, checkpoint_every=5, probe_size=50,
+                      probe_points=3, log_every=log_every)
     real = snnl.regularizer.soft_nearest_neighbor_loss
     calls = {"n": 0}
     bad_step, layers = 8, ["fc1", "fc2"]
@@ -150,7 +154,7 @@ def test_nan_in_an_snnl_term_stops_with_step_term_and_layer(tmp_path, monkeypatc
     with pytest.raises(TrainingError) as err:
         train(cfg, data, regime="entangled", seed=0, out=out, log=tmp_path / "l.csv", progress=False)
     msg = str(err.value)
-    assert "step 8" in msg and "SNNL" in msg and "`fc2`" in msg and "snnl/fc2" in msg
+    assert msg.startswith("training stopped at step 8 ") and where in msg and "SNNL of layer `fc2`" in msg
     assert "m.pt.resume (step 5)" in msg and "intact" in msg
     assert not out.exists()
     assert load_checkpoint(tmp_path / "m.pt.resume")["step"] == 5

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Sequence, Union
 
@@ -122,9 +123,22 @@ class EntanglementRegularizer(nn.Module):
             for name in self.layer_names:
                 self.temperatures[_key(name)] = OnlineTemperature(initial_temperature, temperature_lr)
         self._outputs: dict[str, torch.Tensor] = {}
+        self._paused = False
         self._handles = register_output_hooks(modules, self._receive)
 
+    @contextlib.contextmanager
+    def paused(self):
+        """Forward passes inside this block are not captured (no copy, no SNNL): for
+        steps that do not measure, e.g. the baseline's unlogged steps."""
+        self._paused = True
+        try:
+            yield
+        finally:
+            self._paused = False
+
     def _receive(self, name: str, output: torch.Tensor) -> None:
+        if self._paused:
+            return
         # pooled (a new tensor) or copied now: a later in-place op (ReLU(inplace=True),
         # a residual `out += x`) must not change the values the SNNL is measured on
         self._outputs[name] = own_copy(self._prepare(output), output)

@@ -27,7 +27,8 @@ DIVERGING = {"model": "mlp", "model_args": {"hidden": [32, 32]}, "optimizer": "s
 STOP = re.compile(
     r"training stopped at step (?P<step>\d+) \(epoch \d+\): the (?P<term>cross-entropy|SNNL of layer `fc\d`) is "
     r"(?P<value>nan|inf|-inf) \(term `(?P<key>ce|snnl/fc\d)`\); (?P<layer>layer `(fc\d|logits)` is the first whose "
-    r"output is not finite|every layer's output is finite, the largest is \S+ \(layer `(fc\d|logits)`\))\. "
+    r"output is not finite|the weights of layer `(fc\d|logits)` are not finite|"
+    r"every layer's output is finite, the largest is \S+ \(layer `(fc\d|logits)`\))\. "
     r"The last good checkpoint, (?P<ckpt>\S+) \(step (?P<at>\d+)\), is intact; lower `train.lr`( or `train.alpha`)? "
     r"and run again to resume$"
 )

@@ -53,6 +53,11 @@ class TrainConfig:
     layers: ``all`` (the model's ``hidden_layers``) or a list of module names.
     distance, pool: passed to the regularizer.
     checkpoint_every: steps between resume checkpoints (0: only at the end).
+    log_every: steps between rows of the per-step log (and the last step). Only these
+        steps read anything back from the device (one read: the row and the non-finite
+        check of every step since the last row); the baseline measures its per-layer
+        SNNL (and steps its online temperatures) only at these steps, so that its other
+        steps cost what cross-entropy costs.
     probe_size, probe_points, probe_split: the fixed probe batch on which the per-layer
         SNNL at the optimal temperature is logged at ``probe_points`` log-spaced steps.
     eval_batch_size: batch size of the accuracy passes.
@@ -83,6 +88,7 @@ class TrainConfig:
     distance: str = "sqeuclidean"
     pool: str = "none"
     checkpoint_every: int = 500
+    log_every: int = 10
     probe_size: int = 512
     probe_points: int = 16
     probe_split: str = "val"
@@ -137,6 +143,7 @@ _KINDS: dict[str, Any] = {
     "distance": ("choice", DISTANCES),
     "pool": ("choice", POOLS),
     "checkpoint_every": "nonneg_int",
+    "log_every": "pos_int",
     "probe_size": "nonneg_int",
     "probe_points": "nonneg_int",
     "probe_split": ("choice", PROBE_SPLITS),

@@ -183,6 +183,7 @@ class Trainer:
         )
         self._log_fh = None
         self._writer = None
+        self._first_bad: torch.Tensor | None = None  # the first non-finite step's flags (on the device)
 
     # -- helpers --------------------------------------------------------------------
 
@@ -301,11 +302,21 @@ class Trainer:
                     parts = line.split(",")
                     if len(parts) == len(self.log_columns) and parts[0].isdigit() and int(parts[0]) <= keep_upto:
                         rows.append(line)
-            if len(rows) != keep_upto:
-                self._say(f"warning: {source or work} holds {len(rows)} rows for the {keep_upto} steps before the resume")
+            expected = sum(1 for step in range(1, keep_upto + 1) if self.is_log_step(step))
+            if len(rows) != expected:
+                self._say(f"warning: {source or work} holds {len(rows)} rows for the {expected} logged steps before the resume")
         atomic_write_text(work, "\n".join([header] + rows) + "\n")
         self._log_fh = open(work, "a", newline="")
         self._writer = csv.writer(self._log_fh, lineterminator="\n")
+
+    def _write_row(self, row: list[float], bar) -> None:
+        """One row of the per-step log, and the progress bar's postfix (ce, last layer's SNNL)."""
+        if self._writer is not None:
+            self._writer.writerow([row[0], row[1], repr(row[2])] + [repr(v) for v in row[3:]])
+        post = {"ce": f"{row[3]:.3f}"}
+        if self.layers:
+            post[f"snnl/{self.layers[-1]}"] = f"{row[4 + len(self.layers)]:.3f}"
+        bar.set_postfix(post, refresh=False)
 
     def _flush_log(self) -> None:
         if self._log_fh is not None:
@@ -321,9 +332,10 @@ class Trainer:
     # -- probe and evaluation -------------------------------------------------------
 
     def _probe(self) -> None:
-        records = probe_mod.measure(
-            self.model, self.probe_x, self.probe_y, self.probe_layers, self.cfg.eval_batch_size, self._autocast()
-        )
+        with self.regularizer.paused():
+            records = probe_mod.measure(
+                self.model, self.probe_x, self.probe_y, self.probe_layers, self.cfg.eval_batch_size, self._autocast()
+            )
         for r in records:
             self.probe_records.append({"step": self.step, "epoch": self.step / max(self.steps_per_epoch, 1), **r})
         if self.probe_log_path is not None:
@@ -351,7 +363,7 @@ class Trainer:
             for start in range(0, images.shape[0], bs):
                 x = to_unit(images[start : start + bs].to(self.device))
                 y = labels[start : start + bs].to(self.device)
-                with self._autocast():
+                with self._autocast(), self.regularizer.paused():
                     logits = self.model(x)
                 correct += int((logits.argmax(1) == y).sum())
                 loss += float(F.cross_entropy(logits.float(), y, reduction="sum"))
@@ -387,7 +399,7 @@ class Trainer:
         for name in names:
             if not all(bool(torch.isfinite(p).all()) for p in modules[name].parameters()):
                 return f"the weights of layer `{name}` are not finite"
-        with capture(self.model, names) as outputs, self._autocast():
+        with capture(self.model, names) as outputs, self._autocast(), self.regularizer.paused():
             self.model(x)
         largest = ("", 0.0)
         for name in names:
@@ -398,18 +410,13 @@ class Trainer:
             largest = max(largest, (name, size), key=lambda t: t[1])
         return f"every layer's output is finite, the largest is {largest[1]:.3g} (layer `{largest[0]}`)"
 
-    def _check_finite(self, values: list[float], layers: list[str], x: torch.Tensor) -> None:
-        names = [("cross-entropy", None)] + [("SNNL", n) for n in layers] + [("total loss", None)]
-        for (term, layer), v in zip(names, values):
-            if not math.isfinite(v):
-                where = f" of layer `{layer}`" if layer else ""
-                key = "snnl/" + layer if layer else ("ce" if term == "cross-entropy" else "total")
-                raise self._stop(self.step + 1, f"the {term}{where} is {v} (term `{key}`); {self._diagnose(x)}")
-
     def _check_weights(self) -> None:
-        """Before a checkpoint is written: the update just made left every weight finite."""
-        for name, p in self.model.named_parameters():
-            if not bool(torch.isfinite(p).all()):
+        """Before a checkpoint is written: the update just made left every weight finite
+        (one host read for all of them)."""
+        named = list(self.model.named_parameters())
+        finite = torch.stack([torch.isfinite(p).all() for _, p in named]).tolist() if named else []
+        for (name, _), ok in zip(named, finite):
+            if not ok:
                 raise self._stop(self.step, f"the update of step {self.step} made the weights `{name}` not finite")
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -424,39 +431,117 @@ class Trainer:
         x = augment(to_unit(self.x_train[idx]), cfg.augmentation, cfg.crop_padding, self.generator)
         return x, self.y_train[idx]
 
-    def train_step(self) -> list[float]:
-        """One optimisation step on the next minibatch; returns the logged row's values."""
-        x, y = self.next_batch()
-        self.model.train()
+    def is_log_step(self, step: int) -> bool:
+        """Whether step ``step`` (1-based) writes a row of the per-step log."""
+        return step % self.cfg.log_every == 0 or step == self.total_steps
+
+    def _is_checkpoint_step(self, step: int) -> bool:
+        every = self.cfg.checkpoint_every
+        return self.out is not None and bool(every) and step % every == 0 and step < self.total_steps
+
+    def _forward(self, x: torch.Tensor, y: torch.Tensor, measure: bool):
+        """Logits, the objective, the loss terms and the temperatures of one batch.
+
+        ``measure=False`` (baseline steps that log nothing): plain cross-entropy, with the
+        regularizer's hooks paused, so the step costs what a CE-only step costs. The
+        objective is the same number either way (the baseline's alpha is 0)."""
         with self._autocast():
-            logits = self.model(x)
-            out = self.regularizer(logits, y)
-        terms = [out.cross_entropy] + [out.snnl[n] for n in self.layers] + [out.total]
-        acc = (logits.detach().argmax(1) == y).float().mean()
-        temps = [out.temperature[n].double() for n in self.layers]
-        # one host read for the whole row: the terms, the accuracy and the temperatures
-        row = torch.stack([t.detach().float().double() for t in terms] + [acc.double()] + temps).tolist()
-        values, temps = row[: len(terms) + 1], row[len(terms) + 1 :]
-        self._check_finite(values[:-1], self.layers, x)
+            if measure:
+                logits = self.model(x)
+                out = self.regularizer(logits, y)
+                terms = [out.cross_entropy, *(out.snnl[n] for n in self.layers), out.total]
+                return logits, out.total, terms, [out.temperature[n] for n in self.layers]
+            with self.regularizer.paused():
+                logits = self.model(x)
+            ce = F.cross_entropy(logits, y)
+            return logits, ce, [ce], []
+
+    def _note_non_finite(self, step: int, terms: list[torch.Tensor]) -> None:
+        """Remember, on the device (no sync), the first step whose loss terms were not all
+        finite, with its values: (ce, SNNL per layer, total). A step that measured only
+        the cross-entropy (baseline, unlogged) fills the SNNL slots with NaN flags off."""
+        n = len(self.layers) + 2
+        values = torch.stack([t.detach().float() for t in terms])
+        if self._first_bad is None:
+            dev = values.device
+            self._ce_slots = torch.zeros(n, dtype=torch.bool, device=dev)
+            self._ce_slots[0] = self._ce_slots[-1] = True
+            self._first_bad = torch.zeros(n, dtype=torch.bool, device=dev)
+            self._first_bad_values = torch.zeros(n, dtype=torch.float32, device=dev)
+            self._first_bad_step = torch.zeros((), dtype=torch.int64, device=dev)
+        if values.shape[0] != n:  # cross-entropy only: it is also the total
+            values = torch.where(self._ce_slots, values[0], torch.full_like(self._first_bad_values, float("nan")))
+            flags = self._ce_slots & ~torch.isfinite(values)
+        else:
+            flags = ~torch.isfinite(values)
+        new = flags.any() & ~self._first_bad.any()
+        self._first_bad = torch.where(new, flags, self._first_bad)
+        self._first_bad_values = torch.where(new, values, self._first_bad_values)
+        self._first_bad_step = torch.where(new, torch.full_like(self._first_bad_step, step), self._first_bad_step)
+
+    def _read_back(self, step: int, x: torch.Tensor, logged: tuple | None) -> list[float] | None:
+        """The one host read of a logged (or checkpoint) step: the row's values and the
+        first non-finite step since the start, if any. Raises the stopping
+        :class:`TrainingError` when there was one."""
+        n = len(self.layers) + 2
+        parts = [self._first_bad.double(), self._first_bad_values.double(), self._first_bad_step.double().reshape(1)]
+        if logged is not None:
+            terms, acc, temps = logged
+            parts += [torch.stack([t.detach().float().double() for t in terms]), acc.double().reshape(1)]
+            parts += [torch.stack([t.double() for t in temps])] if temps else []
+        values = torch.cat(parts).tolist()
+        flags, bad_values, bad_step, values = values[:n], values[n : 2 * n], int(values[2 * n]), values[2 * n + 1 :]
+        if any(flags):
+            self._raise_non_finite(step, bad_step, flags, bad_values, x)
+        return values if logged is not None else None
+
+    def _raise_non_finite(self, step: int, bad_step: int, flags: list[float], values: list[float], x: torch.Tensor):
+        names = [("cross-entropy", None)] + [("SNNL", n) for n in self.layers] + [("total loss", None)]
+        index = next(i for i, bad in enumerate(flags) if bad)
+        (term, layer), value = names[index], values[index]
+        where = f" of layer `{layer}`" if layer else ""
+        key = "snnl/" + layer if layer else ("ce" if term == "cross-entropy" else "total")
+        read = "" if bad_step == step else f", read back at step {step}"
+        raise self._stop(bad_step, f"the {term}{where} is {value} (term `{key}`{read}); {self._diagnose(x)}")
+
+    def train_step(self) -> list[float] | None:
+        """One optimisation step on the next minibatch. Returns the logged row's values on
+        a log step (see :meth:`is_log_step`), else None; only log and checkpoint steps
+        read anything back from the device."""
+        x, y = self.next_batch()
+        step = self.step + 1
+        log = self.is_log_step(step)
+        self.model.train()
+        logits, total, terms, temps = self._forward(x, y, measure=log or self.alpha != 0.0)
+        self._note_non_finite(step, terms)
+        logged = None
+        if log:
+            logged = (terms, (logits.detach().argmax(1) == y).float().mean(), temps)
         lr = self.optimizer.param_groups[0]["lr"]
         self.optimizer.zero_grad(set_to_none=True)
-        out.total.backward()
+        total.backward()
         try:
             self.optimizer.step()
         except RuntimeError as err:  # e.g. Adam's lr / bias correction beyond float range
             if "overflow" not in str(err):
                 raise
-            raise self._stop(self.step + 1, f"the optimizer's update overflowed at lr {lr:g} ({err})") from None
+            raise self._stop(step, f"the optimizer's update overflowed at lr {lr:g} ({err})") from None
         self.scheduler.step()
+        values = None
+        if log or self._is_checkpoint_step(step):
+            values = self._read_back(step, x, logged)
         epoch = self.epoch
-        self.step += 1
+        self.step = step
         self.batch_in_epoch += 1
         if self.batch_in_epoch >= self.steps_per_epoch:
             self.epoch += 1
             self.perm = None
             self.batch_in_epoch = 0
-        ce, total, snnl = values[0], values[-2], values[1:-2]
-        return [self.step, epoch, lr, ce, total, *snnl, *temps, values[-1]]
+        if values is None:
+            return None
+        n = len(self.layers)
+        ce, snnl, total_v, acc, temp_v = values[0], values[1 : n + 1], values[n + 1], values[n + 2], values[n + 3 :]
+        return [self.step, epoch, lr, ce, total_v, *snnl, *temp_v, acc]
 
     def run(self) -> TrainResult:
         self._t0 = time.perf_counter()
@@ -481,14 +566,9 @@ class Trainer:
             with bar:
                 while self.step < self.total_steps:
                     row = self.train_step()
-                    if self._writer is not None:
-                        self._writer.writerow([row[0], row[1], repr(row[2])] + [repr(v) for v in row[3:]])
                     bar.update(1)
-                    if self.step % 10 == 0 or self.step == self.total_steps:
-                        post = {"ce": f"{row[3]:.3f}"}
-                        if self.layers:
-                            post[f"snnl/{self.layers[-1]}"] = f"{row[5 + len(self.layers) - 1]:.3f}"
-                        bar.set_postfix(post, refresh=False)
+                    if row is not None:
+                        self._write_row(row, bar)
                     if self.step in self.probe_at:
                         self._probe()
                     if (

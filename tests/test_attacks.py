@@ -186,3 +186,57 @@ def test_against_torchattacks():
     ours = pgd(model, x, y, 0.15, steps=7, step_size=0.03, random_start=False)
     theirs = torchattacks.PGD(model, eps=0.15, alpha=0.03, steps=7, random_start=False)(x, y)
     assert torch.allclose(ours, theirs, atol=1e-6)
+
+
+def _normalised(x: torch.Tensor) -> torch.Tensor:
+    """What a user's torchvision pipeline hands over: mean/std-normalised pixels (outside [0, 1])."""
+    return (x - 0.1307) / 0.3081
+
+
+@pytest.mark.parametrize("attack", ["fgsm", "pgd"])
+def test_attacks_refuse_normalised_images_instead_of_clipping_them(attack):
+    model = tiny_model()
+    _, (xt, yt) = tiny_digits()
+    x = _normalised(xt[:32].float() / 255.0)
+    assert x.min() < 0 and x.max() > 1
+    run = make_attack(attack, steps=2, random_start=False)
+    for eps in (0.0, 0.1):
+        with pytest.raises(ValueError, match=r"outside \[0, 1\].*normalis"):
+            run(model, x, yt[:32], eps)
+    with pytest.raises(ValueError, match=r"outside \[0, 1\]"):
+        attack_batches(run, model, x, yt[:32], 0.1, batch_size=16)
+
+
+@pytest.mark.parametrize("random_start", [True, False])
+def test_eps_zero_returns_the_input_exactly(random_start):
+    model = tiny_model()
+    _, (xt, yt) = tiny_digits()
+    x = xt[:64].float() / 255.0
+    x[0] = 0.0
+    x[1] = 1.0  # the edges of the valid range too
+    g = torch.Generator().manual_seed(0)
+    for adv in (fgsm(model, x, yt[:64], 0.0),
+                pgd(model, x, yt[:64], 0.0, steps=3, random_start=random_start, generator=g),
+                pgd(model, x, yt[:64], 0.0, steps=3, step_size=0.05, random_start=random_start)):
+        assert torch.equal(adv, x) and adv.dtype == x.dtype
+        assert adv.data_ptr() != x.data_ptr()  # a copy, not the caller's tensor
+
+
+def test_attacks_reject_nan_inputs_bad_eps_step_size_and_labels():
+    model = tiny_model()
+    _, (xt, yt) = tiny_digits()
+    x = xt[:8].float() / 255.0
+    bad = x.clone()
+    bad[3, 0, 2, 2] = float("nan")
+    for attack in (fgsm, lambda m, x, y, e: pgd(m, x, y, e, steps=2)):
+        with pytest.raises(ValueError, match="NaN or inf"):
+            attack(model, bad, yt[:8], 0.1)
+        for eps in (-0.1, float("nan"), float("inf")):
+            with pytest.raises(ValueError, match="epsilon must be a finite number >= 0"):
+                attack(model, x, yt[:8], eps)
+        with pytest.raises(ValueError, match=r"outside 0\.\.9"):
+            attack(model, x, torch.full((8,), 10), 0.1)
+    with pytest.raises(ValueError, match="step size"):
+        pgd(model, x, yt[:8], 0.1, steps=2, step_size=float("inf"))
+    with pytest.raises(ValueError, match="steps"):
+        pgd(model, x, yt[:8], 0.1, steps=0)

@@ -14,6 +14,12 @@ internally), and keep the result inside the valid range [0, 1]:
   clips to the eps-ball around the clean input and then to [0, 1]. The default
   ``step_size`` is ``2.5 * eps / steps`` (Madry et al.).
 
+The contract is checked, not assumed: ``x`` must be float pixels in [0, 1] and finite
+(mean/std-normalised images would otherwise be silently clipped into [0, 1], changing
+them even at eps = 0), ``eps`` a finite number >= 0 and ``y`` class indices of the model's
+outputs; each violation is a one-line error (:mod:`snnl.checks`). At eps = 0 both attacks
+return the input unchanged.
+
 The model is run in eval mode (restored afterwards); gradients are taken with
 :func:`torch.autograd.grad` with respect to the input only, so the model's
 parameter ``.grad`` fields are never touched.
@@ -28,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from snnl.checks import check_labels, check_unit_images, to_unit
+
 ATTACKS = ("fgsm", "pgd")
 
 
@@ -41,25 +49,39 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
         model.train(was_training)
 
 
-def _check(x: torch.Tensor, eps: float) -> None:
-    if not x.is_floating_point():
-        raise TypeError(f"attacks take float images in [0, 1], got dtype {x.dtype}; divide uint8 images by 255 first")
-    if not (eps >= 0 and eps < float("inf")):
-        raise ValueError(f"epsilon must be a finite number >= 0, got {eps!r}")
+def _check(x: torch.Tensor, eps: float, what: str) -> None:
+    """The attacks' contract: float pixels in [0, 1] (before the model's normalisation),
+    finite; epsilon a finite number >= 0."""
+    check_unit_images(x, f"{what}: x")
+    if isinstance(eps, bool) or not (eps >= 0 and eps < float("inf")):
+        raise ValueError(f"{what}: epsilon must be a finite number >= 0 (an L-infinity radius in [0, 1] pixel "
+                         f"units), got {eps!r}")
 
 
 def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """grad_x of the summed cross-entropy of ``model(x)`` against ``y`` (the model as it is)."""
+    """grad_x of the summed cross-entropy of ``model(x)`` against ``y`` (the model as it is).
+
+    ``y``: (N,) class indices in 0..K-1 for the model's K outputs; anything else is a
+    ``DataError`` (checked here: on CUDA an out-of-range target would be a device assert)."""
     x = x.detach().clone().requires_grad_(True)
     with torch.enable_grad():
-        loss = F.cross_entropy(model(x), y, reduction="sum")
+        logits = model(x)
+        check_labels(y, "attack labels y", n=x.shape[0], n_classes=logits.shape[1])
+        loss = F.cross_entropy(logits, torch.as_tensor(y, device=logits.device).long(), reduction="sum")
         (grad,) = torch.autograd.grad(loss, x)
     return grad
 
 
 def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
-    """Fast gradient sign method: ``clip(x + eps * sign(grad_x CE(model(x), y)), 0, 1)``."""
-    _check(x, eps)
+    """Fast gradient sign method: ``clip(x + eps * sign(grad_x CE(model(x), y)), 0, 1)``.
+
+    ``x`` float (N, ...) pixels in [0, 1], ``y`` (N,) labels, ``eps`` >= 0 in pixel units.
+    At ``eps = 0`` the result is a copy of ``x`` (the model is not run). Raises
+    ``DataError`` (a ``ValueError``) on NaN/inf pixels or pixels outside [0, 1] (e.g.
+    mean/std-normalised images), ``ValueError`` on a negative or non-finite ``eps``."""
+    _check(x, eps, "fgsm")
+    if eps == 0:
+        return x.detach().clone()
     with _eval_mode(model):
         grad = input_gradient(model, x, y)
     return (x.detach() + eps * grad.sign()).clamp_(0.0, 1.0)
@@ -77,15 +99,20 @@ def pgd(
 ) -> torch.Tensor:
     """Projected gradient descent (on -CE) in the L-infinity ball of radius ``eps``.
 
+    ``x`` float (N, ...) pixels in [0, 1], ``y`` (N,) labels, ``eps`` >= 0 in pixel units.
     ``step_size`` defaults to ``2.5 * eps / steps``. ``generator`` seeds the random start
-    (drawn on the generator's device, then moved to ``x``'s).
+    (drawn on the generator's device, then moved to ``x``'s). At ``eps = 0`` the result is a
+    copy of ``x`` (the model is not run). Raises as :func:`fgsm`, and ``ValueError`` on
+    ``steps`` < 1 or a negative or non-finite ``step_size``.
     """
-    _check(x, eps)
-    if int(steps) < 1:
-        raise ValueError(f"PGD needs at least 1 step, got {steps!r}")
+    _check(x, eps, "pgd")
+    if isinstance(steps, bool) or int(steps) != steps or steps < 1:
+        raise ValueError(f"pgd: steps must be an integer >= 1, got {steps!r}")
     alpha = 2.5 * eps / int(steps) if step_size is None else float(step_size)
-    if not alpha >= 0:
-        raise ValueError(f"PGD step size must be >= 0, got {step_size!r}")
+    if not (alpha >= 0 and alpha < float("inf")):
+        raise ValueError(f"pgd: step size must be a finite number >= 0, got {step_size!r}")
+    if eps == 0:
+        return x.detach().clone()
     x0 = x.detach()
     lo, hi = (x0 - eps).clamp_(min=0.0), (x0 + eps).clamp_(max=1.0)
     adv = x0.clone()
@@ -123,15 +150,15 @@ def attack_batches(
     progress: bool = False,
     desc: str = "attack",
 ) -> torch.Tensor:
-    """Run ``attack`` over ``images`` (uint8 0..255 or float [0, 1]) in batches; returns float
+    """Run ``attack`` over ``images`` (uint8 0..255 or float [0, 1], converted by
+    :func:`snnl.checks.to_unit`, which rejects anything else) in batches; returns float32
     adversarial images in [0, 1] on the CPU."""
     from tqdm.auto import tqdm
 
     out = []
     starts = range(0, images.shape[0], batch_size)
     for start in tqdm(starts, desc=desc, unit="batch", disable=not progress, leave=False):
-        xb = images[start : start + batch_size].to(device)
-        xb = xb.float().div_(255.0) if xb.dtype == torch.uint8 else xb.float()
+        xb = to_unit(images[start : start + batch_size].to(device), f"{desc}: images")
         yb = labels[start : start + batch_size].to(device)
         out.append(attack(model, xb, yb, eps).cpu())
     if not out:

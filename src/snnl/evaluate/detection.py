@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from snnl.checks import to_unit
 from snnl.errors import ConfigError, DataError
 from snnl.layers import capture
 from snnl.loss import snnl_from_distances
@@ -65,11 +66,6 @@ def _flat(h: torch.Tensor) -> torch.Tensor:
     return h.reshape(h.shape[0], -1).float()
 
 
-def to_unit(images: torch.Tensor) -> torch.Tensor:
-    """uint8 0..255 -> float [0, 1]; float images are passed through as float32."""
-    return images.float().div_(255.0) if images.dtype == torch.uint8 else images.float()
-
-
 @torch.no_grad()
 def forward_features(
     model: nn.Module,
@@ -83,7 +79,8 @@ def forward_features(
     logits = []
     with capture(model, layers) as store:
         for start in range(0, images.shape[0], batch_size):
-            logits.append(model(to_unit(images[start : start + batch_size].to(device))).float())
+            x = to_unit(images[start : start + batch_size].to(device), "forward_features: images")
+            logits.append(model(x).float())
     return torch.cat(logits), {name: torch.cat([_flat(t) for t in store[name]]) for name in layers}
 
 
@@ -217,7 +214,8 @@ def score_images(
     starts = range(0, images.shape[0], batch_size)
     with capture(model, reference.layers) as store:
         for start in tqdm(starts, desc=desc, unit="batch", disable=not progress, leave=False):
-            logits = model(to_unit(images[start : start + batch_size].to(device))).float()
+            x = to_unit(images[start : start + batch_size].to(device), f"{desc}: images")
+            logits = model(x).float()
             pred = logits.argmax(dim=1)
             preds.append(pred.cpu())
             probs.append(torch.softmax(logits.double(), dim=1).cpu())

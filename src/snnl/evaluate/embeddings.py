@@ -8,31 +8,85 @@ the true label, flattened; t-SNE of those sign vectors. A CE-trained model's gra
 cluster by class, an SNNL-maximised model's much less. The clustering is quantified by
 the SNNL of the sign vectors at the optimal temperature (by true class; high =
 entangled), computed with :func:`snnl.optimal_temperature`.
+
+Degenerate inputs never reach scikit-learn, whose PCA initialisation divides by the
+spread of the points and whose Barnes-Hut t-SNE then kills the process (segmentation
+fault) when all points are identical: :func:`tsne_2d` raises a one-line error on NaN/inf
+features or fewer than 4 points and :class:`DegenerateEmbedding` on identical points;
+:func:`layer_embeddings` and :func:`gradient_embedding` skip such a layer or gradient set
+and return the reason (``snnl evaluate`` writes it into summary.json and the figure).
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from snnl.attacks import input_gradient
-from snnl.evaluate.detection import forward_features, to_unit
+from snnl.checks import as_numpy, check_values, to_unit
+from snnl.errors import DataError
+from snnl.evaluate.detection import forward_features
 from snnl.temperature import optimal_temperature
 
 
+class DegenerateEmbedding(DataError):
+    """t-SNE has nothing to embed: every point is the same (zero spread)."""
+
+
+#: features whose spread (standard deviation of all entries) lies outside this range are
+#: rescaled by a power of two (exact) to a spread near 1 before t-SNE: scikit-learn's
+#: perplexity search starts at precision 1 and takes at most 100 halvings or doublings, so
+#: far from 1 it returns wrong affinities (at a spread of 1e16 the clusters mix; at 1e30 the
+#: embedding is noise), and squared distances overflow (1e155) or underflow to 0
+_SPREAD_RANGE = (2.0**-20, 2.0**20)
+
+
+def check_embeddable(features: np.ndarray, what: str = "tsne_2d: features") -> np.ndarray:
+    """``features`` (n, ...) as a float64 (n, d) array ready for t-SNE: finite, at least 4
+    points, not all identical, with a spread scikit-learn handles (rescaled by a power of
+    two where it lies outside :data:`_SPREAD_RANGE`; t-SNE's affinities, calibrated to a
+    perplexity, do not depend on a global scale, so this changes nothing but the numerics).
+
+    Raises :class:`~snnl.errors.DataError` on NaN/inf or fewer than 4 points, and
+    :class:`DegenerateEmbedding` (a ``DataError``) when all points are identical, where
+    scikit-learn's PCA initialisation divides by a zero spread and its Barnes-Hut t-SNE
+    then crashes the process (segmentation fault)."""
+    arr = as_numpy(features)
+    x = check_values(arr.reshape(arr.shape[0], -1) if arr.ndim else arr, what,
+                     fix="t-SNE needs finite features; find where the NaN or inf comes from (a diverged model?)")
+    if x.ndim != 2 or x.shape[0] < 4:
+        raise DataError(f"{what}: t-SNE needs at least 4 points (rows), got shape {arr.shape}")
+    if not (x != x[0]).any():
+        raise DegenerateEmbedding(f"{what}: all {x.shape[0]} points are identical (zero spread): t-SNE has nothing "
+                                  "to embed and scikit-learn would crash on them")
+    big = float(np.abs(x).max())
+    spread = float(np.std(x / big)) * big  # no overflow on the way
+    if spread > 0 and not _SPREAD_RANGE[0] <= spread <= _SPREAD_RANGE[1]:
+        x = x * 2.0 ** -float(np.round(np.log2(spread)))
+    return x
+
+
 def tsne_2d(features: np.ndarray, *, seed: int = 0, perplexity: float = 30.0, pca: int = 50) -> np.ndarray:
-    """(n, 2) t-SNE coordinates of ``features`` (n, d): PCA to ``pca`` components first when
-    d is larger (0: no PCA); the perplexity is capped below n / 3 for small n."""
+    """(n, 2) float64 t-SNE coordinates of ``features`` (n, d) (n, ...: flattened per row).
+
+    PCA (scikit-learn) to ``pca`` components first when d is larger (0: no PCA); then
+    scikit-learn's TSNE with PCA initialisation, seeded with ``seed``. The perplexity is
+    capped at (n - 1) / 3 for small n (so it always stays below n). Raises
+    :class:`~snnl.errors.DataError` (a ``ValueError``) on NaN/inf features, fewer than 4
+    points or a perplexity that is not a positive number, and :class:`DegenerateEmbedding`
+    when all points are identical (see :func:`check_embeddable`)."""
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
 
-    x = np.asarray(features, dtype=np.float64).reshape(features.shape[0], -1)
+    if isinstance(perplexity, bool) or not (perplexity > 0 and perplexity < float("inf")):
+        raise DataError(f"tsne_2d: perplexity must be a positive number, got {perplexity!r}")
+    if isinstance(pca, bool) or int(pca) != pca or pca < 0:
+        raise DataError(f"tsne_2d: pca must be an integer >= 0 (0: no PCA), got {pca!r}")
+    x = check_embeddable(features)
     n = x.shape[0]
-    if n < 4:
-        raise ValueError(f"t-SNE needs at least 4 points, got {n}")
     if pca and x.shape[1] > pca and n > pca:
         x = PCA(n_components=int(pca), random_state=seed).fit_transform(x)
     perp = float(min(perplexity, max((n - 1) / 3.0, 1.0)))
@@ -51,15 +105,23 @@ def layer_embeddings(
     batch_size: int = 500,
     device: torch.device | str = "cpu",
     progress: bool = False,
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """(predictions, {layer: (n, 2) t-SNE coordinates}) for ``images``."""
+) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, str]]:
+    """(predictions (n,), {layer: (n, 2) t-SNE coordinates}, {layer: why it was skipped})
+    for ``images`` (uint8 or float [0, 1]).
+
+    A layer whose outputs are identical for every image (a dead layer: all zeros, say) has
+    no embedding; it is left out of the coordinates and its reason recorded in the third
+    element instead of failing the whole evaluation."""
     from tqdm.auto import tqdm
 
     logits, feats = forward_features(model, images, layers, batch_size=batch_size, device=device)
-    coords = {}
+    coords, skipped = {}, {}
     for name in tqdm(list(layers), desc="t-SNE layers", unit="layer", disable=not progress, leave=False):
-        coords[name] = tsne_2d(feats[name].cpu().numpy(), seed=seed, perplexity=perplexity, pca=pca)
-    return logits.argmax(dim=1).cpu().numpy(), coords
+        try:
+            coords[name] = tsne_2d(feats[name].cpu().numpy(), seed=seed, perplexity=perplexity, pca=pca)
+        except DegenerateEmbedding:
+            skipped[name] = f"layer {name}: its outputs are identical for all {len(images)} images (a dead layer?)"
+    return logits.argmax(dim=1).cpu().numpy(), coords, skipped
 
 
 def sign_gradients(
@@ -69,7 +131,8 @@ def sign_gradients(
     was_training = model.training
     model.eval()
     try:
-        grad = input_gradient(model, to_unit(images.to(device)), torch.as_tensor(labels).long().to(device))
+        x = to_unit(images.to(device), "sign_gradients: images")
+        grad = input_gradient(model, x, torch.as_tensor(labels).long().to(device))
     finally:
         model.train(was_training)
     return grad.sign().reshape(grad.shape[0], -1).cpu()
@@ -83,14 +146,27 @@ def gradient_embedding(
     seed: int = 0,
     perplexity: float = 30.0,
     device: torch.device | str = "cpu",
-) -> tuple[np.ndarray, dict[str, float]]:
-    """((n, 2) t-SNE coordinates of the sign gradients, {snnl, temperature} of the sign
-    vectors by true class at the optimal temperature)."""
+) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """((n, 2) t-SNE coordinates of the sign gradients, or None when skipped;
+    {snnl, temperature, skipped}).
+
+    ``snnl``/``temperature``: the SNNL of the sign vectors by true class at the optimal
+    temperature (NaN when no class has 2 samples or every sign vector is zero).
+    ``skipped``: None, or why there is no embedding: when every sign vector is the same
+    (a model whose input gradient is zero for all images, e.g. saturated or dead), t-SNE
+    has nothing to embed (and scikit-learn would crash on it), so the coordinates are
+    None and the reason says so."""
     signs = sign_gradients(model, images, labels, device=device)
-    coords = tsne_2d(signs.numpy(), seed=seed, perplexity=perplexity, pca=0)
-    stats: dict[str, float] = {"snnl": float("nan"), "temperature": float("nan")}
+    stats: dict[str, Any] = {"snnl": float("nan"), "temperature": float("nan"), "skipped": None}
+    try:
+        coords = tsne_2d(signs.numpy(), seed=seed, perplexity=perplexity, pca=0)
+    except DegenerateEmbedding:
+        zero = not bool(signs.abs().sum() > 0)
+        what = "zero (the model's input gradient vanishes)" if zero else "identical"
+        stats["skipped"] = f"all {signs.shape[0]} sign-gradient vectors are {what}: no t-SNE embedding"
+        coords = None
     counts = torch.bincount(torch.as_tensor(labels).long())
     if int((counts >= 2).sum()) >= 1 and signs.abs().sum() > 0:
         opt = optimal_temperature(signs.double(), torch.as_tensor(labels).long())
-        stats = {"snnl": float(opt.loss), "temperature": float(opt.temperature)}
+        stats.update(snnl=float(opt.loss), temperature=float(opt.temperature))
     return coords, stats

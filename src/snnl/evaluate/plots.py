@@ -39,25 +39,55 @@ def _class_scatter(ax, x, y, labels, classes: Sequence[str], size: float = 6.0) 
     ax.set_yticks([])
 
 
+def _note(ax, text: str) -> None:
+    """An empty panel that says ``text`` (why there is nothing to draw)."""
+    import textwrap
+
+    ax.text(0.5, 0.5, textwrap.fill(text, 38), ha="center", va="center", fontsize="small", color="0.3",
+            transform=ax.transAxes)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _class_legend(axes) -> None:
+    """The class legend to the right of the top-right panel, taken from the first panel that
+    has labelled points (a panel may hold only a note)."""
+    for ax in np.ravel(axes):
+        handles, labels = ax.get_legend_handles_labels()
+        if handles:
+            legend_outside(axes[0][-1], handles, labels, title="class")
+            return
+
+
 def plot_tsne_layers(df: pd.DataFrame, classes: Sequence[str], path: str | Path, *, regimes: Sequence[str] = ("",),
-                     dataset: str | None = None) -> Path:
-    """``df`` columns: regime (optional), layer, label, x, y. One row of panels per regime."""
+                     dataset: str | None = None, layers: Sequence[str] | None = None,
+                     skipped: dict[str, dict[str, str]] | None = None) -> Path:
+    """``df`` columns: regime (optional), layer, label, x, y. One row of panels per regime,
+    one column per layer (``layers``, default: those in ``df`` then those in ``skipped``).
+    ``skipped[regime][layer]``: why that panel has no embedding (drawn as a note)."""
     plt = _plt()
     if "regime" not in df.columns:
         df = df.assign(regime="")
-    layers = list(dict.fromkeys(df["layer"]))
+    skipped = skipped or {}
+    if layers is None:
+        layers = list(dict.fromkeys([*df["layer"], *(name for s in skipped.values() for name in s)]))
+    layers = list(layers) or ["(no layers)"]
     fig, axes = plt.subplots(len(regimes), len(layers), figsize=(3.0 * len(layers) + 1.5, 3.0 * len(regimes)),
                              squeeze=False)
     for r, regime in enumerate(regimes):
         for c, layer in enumerate(layers):
             ax = axes[r][c]
             sub = df[(df["regime"] == regime) & (df["layer"] == layer)]
-            _class_scatter(ax, sub["x"].to_numpy(), sub["y"].to_numpy(), sub["label"].to_numpy(), classes)
+            reason = skipped.get(regime, {}).get(layer)
+            if sub.empty and reason:
+                _note(ax, f"t-SNE skipped: {reason}")
+            else:
+                _class_scatter(ax, sub["x"].to_numpy(), sub["y"].to_numpy(), sub["label"].to_numpy(), classes)
             if r == 0:
                 ax.set_title(layer)
             if c == 0 and regime:
                 ax.set_ylabel(regime, color=regime_color(regime), fontweight="bold")
-    legend_outside(axes[0][-1], title="class")
+    _class_legend(axes)
     fig.suptitle(f"t-SNE of hidden layers ({dataset})" if dataset else "t-SNE of hidden layers", y=1.02)
     return save_figure(fig, path)
 
@@ -80,25 +110,32 @@ def _image_thumbs(ax, x, y, images: np.ndarray) -> None:
 
 
 def plot_tsne_gradients(df: pd.DataFrame, images: dict[str, np.ndarray], classes: Sequence[str], path: str | Path, *,
-                        regimes: Sequence[str] = ("",), snnl: dict[str, float] | None = None) -> Path:
+                        regimes: Sequence[str] = ("",), snnl: dict[str, float] | None = None,
+                        notes: dict[str, str] | None = None) -> Path:
     """``df`` columns: regime (optional), index, label, x, y; ``images[regime]`` the (n, C, H, W)
     uint8 images in the row order of that regime's rows. Two panels per regime: the images
-    at their t-SNE positions, and the points coloured by class."""
+    at their t-SNE positions, and the points coloured by class. A regime in ``notes`` (no
+    embedding, e.g. all sign gradients zero) gets its reason written in both panels."""
     plt = _plt()
     if "regime" not in df.columns:
         df = df.assign(regime="")
+    notes = notes or {}
     fig, axes = plt.subplots(len(regimes), 2, figsize=(11.5, 5.0 * len(regimes)), squeeze=False)
     for r, regime in enumerate(regimes):
         sub = df[df["regime"] == regime]
-        x, y = sub["x"].to_numpy(), sub["y"].to_numpy()
-        _image_thumbs(axes[r][0], x, y, images[regime])
-        _class_scatter(axes[r][1], x, y, sub["label"].to_numpy(), classes, size=28.0)
         label = f"{regime} " if regime else ""
+        if regime in notes:
+            for ax in axes[r]:
+                _note(ax, f"t-SNE of sign(grad_x CE) skipped: {notes[regime]}")
+        else:
+            x, y = sub["x"].to_numpy(), sub["y"].to_numpy()
+            _image_thumbs(axes[r][0], x, y, images[regime])
+            _class_scatter(axes[r][1], x, y, sub["label"].to_numpy(), classes, size=28.0)
         extra = f" (SNNL of sign gradients {snnl[regime]:.3f})" if snnl and regime in snnl else ""
         axes[r][0].set_title(f"{label}images at t-SNE of sign(grad_x CE){extra}", fontsize="small",
                              color=regime_color(regime) if regime else "black")
         axes[r][1].set_title(f"{label}coloured by class", fontsize="small")
-    legend_outside(axes[0][1], title="class")
+    _class_legend(axes)
     return save_figure(fig, path)
 
 

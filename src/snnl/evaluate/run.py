@@ -16,6 +16,12 @@ run finished):
   tsne_layers.png, tsne_gradients.png, confidence.png
   summary.json         accuracy, ECE, confidences, attacks, detection, temperatures, settings
 
+An embedding with nothing to embed (every point identical: a dead layer, or a model whose
+input gradient is zero for every image) is skipped, never a crash: summary.json says why
+(``embeddings.layers.skipped`` {layer: reason}, ``embeddings.gradients.skipped`` reason or
+null), the figure shows the reason in place of the points, and the skipped gradient
+embedding writes no tsne_gradients.csv / .npy.
+
 Protocol (see docs/DEVIATIONS.md): the reference set is a stratified sample of the
 training split; the z-scores that combine layers are fitted on the validation split
 (or, for data without one, on training points outside the reference set); adversarial
@@ -39,6 +45,7 @@ from torch import nn
 
 from snnl.attacks import attack_batches, make_attack
 from snnl.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from snnl.checks import to_unit
 from snnl.errors import DataError
 from snnl.evaluate.config import EvaluateConfig
 from snnl.evaluate.detection import (
@@ -242,7 +249,7 @@ def evaluate(
     def compare(name: str, kind: str, neg: dict[str, np.ndarray], pos: dict[str, np.ndarray]) -> None:
         detection[name] = {}
         for score in neg:
-            m = detection_metrics(neg[score], pos[score])
+            m = detection_metrics(neg[score], pos[score], what=f"detection score {score} for {name}")
             detection[name][score] = m
             family, layer = _split_score_name(score)
             rows.append({"comparison": name, "kind": kind, "score": family, "layer": layer, **m})
@@ -303,26 +310,32 @@ def evaluate(
     if cfg.tsne_size >= 4:
         idx = stratified_subset(test_y, cfg.tsne_size, cfg.seed, _TSNE)
         _say(progress, f"t-SNE of {len(layers)} hidden layers on {len(idx)} test images")
-        pred, coords = layer_embeddings(model, test_x[idx], layers, seed=cfg.seed, perplexity=cfg.tsne_perplexity,
-                                        pca=cfg.tsne_pca, batch_size=cfg.batch_size, device=device, progress=progress)
+        pred, coords, skipped = layer_embeddings(model, test_x[idx], layers, seed=cfg.seed,
+                                                 perplexity=cfg.tsne_perplexity, pca=cfg.tsne_pca,
+                                                 batch_size=cfg.batch_size, device=device, progress=progress)
         tsne_df = pd.concat([
             pd.DataFrame({"layer": name, "index": idx, "label": test_y.numpy()[idx], "pred": pred,
                           "x": xy[:, 0], "y": xy[:, 1]})
             for name, xy in coords.items()
-        ], ignore_index=True)
-        tsne_info["layers"] = {"n": len(idx), "layers": layers}
+        ] or [pd.DataFrame(columns=["layer", "index", "label", "pred", "x", "y"])], ignore_index=True)
+        for reason in skipped.values():
+            _say(progress, f"t-SNE skipped: {reason}")
+        tsne_info["layers"] = {"n": len(idx), "layers": layers, "skipped": skipped}
     lap("tsne_layers")
-    grad_df = None
+    grad_df, grad_images = None, None
     if cfg.gradient_tsne_size >= 4:
         idx = stratified_subset(test_y, cfg.gradient_tsne_size, cfg.seed, _GRAD)
         _say(progress, f"t-SNE of sign(grad_x CE) for {len(idx)} test images")
         xy, stats = gradient_embedding(model, test_x[idx], test_y[idx], seed=cfg.seed,
                                        perplexity=cfg.tsne_perplexity, device=device)
-        grad_df = pd.DataFrame({"index": idx, "label": test_y.numpy()[idx], "pred": test.pred[idx],
-                                "x": xy[:, 0], "y": xy[:, 1]})
-        grad_images = test_x[idx].numpy().astype(np.uint8)
+        if xy is not None:
+            grad_df = pd.DataFrame({"index": idx, "label": test_y.numpy()[idx], "pred": test.pred[idx],
+                                    "x": xy[:, 0], "y": xy[:, 1]})
+            grad_images = np.rint(to_unit(test_x[idx]).numpy() * 255.0).astype(np.uint8)  # uint8 or [0, 1] floats
+        else:
+            _say(progress, f"t-SNE of sign gradients skipped: {stats['skipped']}")
         tsne_info["gradients"] = {"n": len(idx), "snnl_sign_gradients": stats["snnl"],
-                                  "temperature": stats["temperature"]}
+                                  "temperature": stats["temperature"], "skipped": stats["skipped"]}
     lap("tsne_gradients")
 
     # -- write ------------------------------------------------------------------------------
@@ -337,9 +350,9 @@ def evaluate(
                                                           "auroc", "aupr", "fpr95"]))
     _csv(out / ATTACKS_CSV, pd.DataFrame(attack_rows, columns=["attack", "epsilon", "n", "clean_accuracy", "accuracy",
                                                                "success_rate", "mean_confidence"]))
-    figures = _write_figures(out, classes, samples, tsne_df, grad_df, grad_images if grad_df is not None else None,
+    figures = _write_figures(out, classes, samples, tsne_df, grad_df, grad_images,
                              regime=(checkpoint or {}).get("regime"), dataset=getattr(data, "name", None),
-                             grad_snnl=tsne_info.get("gradients", {}).get("snnl_sign_gradients"))
+                             embeddings=tsne_info)
     lap("write")
 
     summary = {
@@ -418,21 +431,28 @@ def _check_compatible(model: nn.Module, data: Any, outliers: dict[str, Any], ckp
 
 
 def _write_figures(out: Path, classes, samples: pd.DataFrame, tsne_df, grad_df, grad_images, *, regime, dataset,
-                   grad_snnl) -> list[str]:
+                   embeddings: dict[str, Any]) -> list[str]:
+    """confidence.png, and tsne_layers.png / tsne_gradients.png where those embeddings ran
+    (an embedding that was skipped is drawn as a note saying why)."""
     from snnl.evaluate import plots
 
     written = []
+    key = regime or ""
     conf = samples[samples["kind"].isin(["test", "outlier"])][["set", "msp"]]
     plots.plot_confidence(conf, out / "confidence.png")
     written.append("confidence.png")
     if tsne_df is not None:
-        plots.plot_tsne_layers(tsne_df.assign(regime=regime or ""), classes, out / "tsne_layers.png",
-                               regimes=(regime or "",), dataset=dataset)
+        info = embeddings["layers"]
+        plots.plot_tsne_layers(tsne_df.assign(regime=key), classes, out / "tsne_layers.png", regimes=(key,),
+                               dataset=dataset, layers=info["layers"], skipped={key: info["skipped"]})
         written.append("tsne_layers.png")
-    if grad_df is not None:
-        key = regime or ""
-        plots.plot_tsne_gradients(grad_df.assign(regime=key), {key: grad_images}, classes, out / "tsne_gradients.png",
-                                  regimes=(key,), snnl={key: grad_snnl} if grad_snnl is not None else None)
+    grad = embeddings.get("gradients")
+    if grad is not None:
+        frame = grad_df if grad_df is not None else pd.DataFrame(columns=["index", "label", "x", "y"])
+        snnl = grad["snnl_sign_gradients"]
+        plots.plot_tsne_gradients(frame.assign(regime=key), {key: grad_images}, classes, out / "tsne_gradients.png",
+                                  regimes=(key,), snnl={key: snnl} if snnl is not None and math.isfinite(snnl) else None,
+                                  notes={key: grad["skipped"]} if grad["skipped"] else None)
         written.append("tsne_gradients.png")
     return written
 
@@ -453,6 +473,7 @@ def compare_regimes(dirs: dict[str, str | Path], out: str | Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     regimes = list(dirs)
     summaries, det, conf, tl, tg, images, snnl = {}, [], [], [], [], {}, {}
+    layer_skips, grad_notes = {}, {}
     for regime, d in dirs.items():
         d = Path(d)
         path = d / SUMMARY_JSON
@@ -462,12 +483,17 @@ def compare_regimes(dirs: dict[str, str | Path], out: str | Path) -> list[Path]:
         det.append(pd.read_csv(d / DETECTION_CSV).assign(regime=regime))
         s = pd.read_csv(d / SAMPLES_CSV, usecols=["set", "kind", "msp"])
         conf.append(s[s["kind"].isin(["test", "outlier"])].assign(regime=regime))
+        embeddings = summaries[regime].get("embeddings") or {}
         if (d / TSNE_LAYERS_CSV).is_file():
             tl.append(pd.read_csv(d / TSNE_LAYERS_CSV).assign(regime=regime))
+            layer_skips[regime] = (embeddings.get("layers") or {}).get("skipped") or {}
+        grad = embeddings.get("gradients") or {}
         if (d / TSNE_GRADIENTS_CSV).is_file():
             tg.append(pd.read_csv(d / TSNE_GRADIENTS_CSV).assign(regime=regime))
             images[regime] = np.load(d / TSNE_GRADIENTS_IMAGES, allow_pickle=False)
-            snnl[regime] = (summaries[regime].get("embeddings", {}).get("gradients", {}) or {}).get("snnl_sign_gradients")
+            snnl[regime] = grad.get("snnl_sign_gradients")
+        elif grad.get("skipped"):
+            grad_notes[regime] = grad["skipped"]
     classes = summaries[regimes[0]]["dataset"]["classes"]
     written = []
     table = pd.concat(det, ignore_index=True)
@@ -477,10 +503,13 @@ def compare_regimes(dirs: dict[str, str | Path], out: str | Path) -> list[Path]:
                                          regimes=regimes))
     if len(tl) == len(regimes):
         written.append(plots.plot_tsne_layers(pd.concat(tl, ignore_index=True), classes, out / "tsne_layers_compare.png",
-                                              regimes=regimes, dataset=summaries[regimes[0]]["dataset"]["name"]))
-    if len(tg) == len(regimes):
-        written.append(plots.plot_tsne_gradients(pd.concat(tg, ignore_index=True), images, classes,
+                                              regimes=regimes, dataset=summaries[regimes[0]]["dataset"]["name"],
+                                              skipped=layer_skips))
+    if len(tg) + len(grad_notes) == len(regimes):  # every regime embedded its gradients or said why not
+        frames = tg or [pd.DataFrame(columns=["regime", "index", "label", "x", "y"])]
+        written.append(plots.plot_tsne_gradients(pd.concat(frames, ignore_index=True), images, classes,
                                                  out / "tsne_gradients_compare.png", regimes=regimes,
-                                                 snnl={k: v for k, v in snnl.items() if v is not None}))
+                                                 snnl={k: v for k, v in snnl.items() if v is not None},
+                                                 notes=grad_notes))
     return written
 

@@ -10,8 +10,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from snnl.errors import ConfigError, DataError
 from snnl.atomic import atomic_write_text
+from snnl.checks import to_unit  # noqa: F401 (used here; re-exported)
+from snnl.errors import ConfigError
 from snnl.temperature import optimal_temperature
 from snnl.layers import capture  # noqa: F401 (used here; re-exported)
 
@@ -30,16 +31,6 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device {name!r} requested but CUDA is not available; use device: auto or cpu")
     return torch.device(name)
-
-
-def to_unit(images: torch.Tensor) -> torch.Tensor:
-    """uint8 images -> float32 in [0, 1]; float images are passed through as float32."""
-    images = torch.as_tensor(images)
-    if images.dtype == torch.uint8:
-        return images.float().div_(255.0)
-    if not images.is_floating_point():
-        raise DataError(f"images must be uint8 or float in [0, 1], got dtype {images.dtype}")
-    return images.float()
 
 
 def seeded_subset(n_total: int, n: int, seed: int) -> torch.Tensor:

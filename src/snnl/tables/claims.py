@@ -425,8 +425,13 @@ def claim_c7(inputs: Inputs, level: float = CONFIDENCE) -> ClaimResult:
     for dataset in _datasets(keys):
         dkeys = [k for k in keys if k[0] == dataset]
         values = collect(dkeys, lambda k: _num(_dig(inputs.evaluations[k].summary, *path)))[dataset]
+        skips = [f"{k[1]} seed {k[2]}: {reason}" for k in dkeys
+                 if (reason := _dig(inputs.evaluations[k].summary, "embeddings", "gradients", "skipped"))]
+        if skips:
+            extra.append(f"{dataset}: sign-gradient t-SNE skipped in " + "; ".join(skips))
         if all(v is None for r in values.values() for v in r.values()):
-            cells.append(Cell("C7", dataset, "", NOT_RUN, [], "no sign-gradient embedding (gradient_tsne_size 0?)"))
+            note = "no sign-gradient embedding" + (f" ({'; '.join(skips)})" if skips else " (gradient_tsne_size 0?)")
+            cells.append(Cell("C7", dataset, "", NOT_RUN, [], note))
             continue
         cells.append(_paired_cell("C7", dataset, "", values, "SNNL of sign gradients, entangled - baseline (nats)", ">",
                                   level))

@@ -25,6 +25,7 @@ from typing import Any
 
 import pandas as pd
 
+from snnl.checks import check_values
 from snnl.tables import fmt
 from snnl.tables.inputs import Inputs, RunKey
 from snnl.tables.stats import Estimate, mean_ci, paired
@@ -240,7 +241,8 @@ def confidence_table(inputs: Inputs, bins: int = 20) -> pd.DataFrame:
     """Histogram of the max-softmax probability on the test split and each outlier set: per
     (dataset, regime, set), the mean over seeds of the fraction of samples in each of ``bins``
     equal-width bins of [0, 1] (``confidence`` = the bin centre; n = seeds), from each
-    evaluation's samples.csv (runs without one are left out)."""
+    evaluation's samples.csv (runs without one are left out). An msp that is NaN or outside
+    [0, 1] is a ``DataError`` naming the file, never clipped or dropped."""
     import numpy as np
 
     edges = np.linspace(0.0, 1.0, bins + 1)
@@ -253,7 +255,9 @@ def confidence_table(inputs: Inputs, bins: int = 20) -> pd.DataFrame:
         s = pd.read_csv(path, usecols=["set", "kind", "msp"])
         s = s[s["kind"].isin(["test", "outlier"])]
         for (set_name, kind), g in s.groupby(["set", "kind"], sort=False):
-            counts, _ = np.histogram(np.clip(g["msp"].to_numpy(dtype=float), 0.0, 1.0), bins=edges)
+            msp = check_values(g["msp"].to_numpy(), f"{path}: msp of set {set_name}", lo=0.0, hi=1.0,
+                               fix="max-softmax probabilities lie in [0, 1]; rerun `snnl evaluate` for this folder")
+            counts, _ = np.histogram(msp, bins=edges)  # the last bin [lo, 1] holds 1.0
             hists.setdefault((dataset, regime, str(set_name), str(kind)), []).append(counts / max(counts.sum(), 1))
     rows = []
     for (dataset, regime, set_name, kind), hs in hists.items():

@@ -10,12 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-
-def to_unit(images: torch.Tensor) -> torch.Tensor:
-    """uint8 images -> float32 in [0, 1] (float images are passed through as float32)."""
-    if images.dtype == torch.uint8:
-        return images.float().div_(255.0)
-    return images.float()
+from snnl.checks import to_unit  # noqa: F401  (re-exported: the loop and the probe import it from here)
 
 
 def random_crop(x: torch.Tensor, padding: int, offsets: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 from typing import Callable, NamedTuple, Union
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -90,18 +89,15 @@ def _check_labels(labels: torch.Tensor, b: int, device: torch.device) -> torch.T
     return labels
 
 
-def _check_some_partner(labels: torch.Tensor) -> None:
-    """Raise when no label occurs twice (no anchor has a partner), for labels on the CPU.
+def _check_some_partner(valid: torch.Tensor) -> None:
+    """Raise when no anchor has a partner, for a ``valid`` mask on the CPU.
 
-    Read through NumPy, so it records no tensor op and makes no device synchronisation;
-    labels on an accelerator are not read here (the loss is then NaN, 0 / 0, and
-    ``n_excluded`` equals the batch size)."""
-    if labels.device.type != "cpu":
-        return
-    values = labels.detach().numpy()
-    if np.unique(values).size == values.size:
+    Read through NumPy (a view, no copy), so it records no tensor op and makes no device
+    synchronisation; a mask on an accelerator is not read here (the loss is then NaN,
+    0 / 0, and ``n_excluded`` equals the batch size)."""
+    if valid.device.type == "cpu" and not valid.numpy().any():
         raise DataError(
-            f"no anchor in this batch of {values.size} has a same-class partner (every label occurs once), "
+            f"no anchor in this batch of {valid.shape[0]} has a same-class partner (every label occurs once), "
             "so the SNNL is undefined; use larger batches or class-balanced sampling"
         )
 
@@ -181,42 +177,103 @@ class _LogSpaceSNNL(torch.autograd.Function):
 class _GramSNNL(torch.autograd.Function):
     """Per-anchor SNNL straight from features whose distances come from one Gram matrix.
 
-    ``kind="sqeuclidean"``: z is the centred batch, d_ij = |z_i|^2 + |z_j|^2 - 2 z_i.z_j.
-    ``kind="cosine"``: z holds unit rows, d_ij = 1 - z_i.z_j. Both clamped at 0.
-    Fusing the distance into the loss lets the backward use the symmetry of the Gram
-    matrix: dL/dz needs one (b x b) @ (b x d) product, not the two that autograd
-    spends on ``z @ z.T``; and only z, D and two b-vectors are saved.
+    ``kind="sqeuclidean"``: z is the centred batch and d_ik = |z_i|^2 + |z_k|^2 - 2 z_i.z_k;
+    ``kind="cosine"``: z holds unit rows and d_ik = 1 - z_i.z_k. A term that depends on the
+    anchor i alone cancels in l_i = LSE_k(-d_ik/T) - LSE_j(-d_ij/T), so the logits are
+    taken as a_ik / T with a_ik = 2 z_i.z_k - |z_k|^2 (resp. z_i.z_k): one ``addmm`` with
+    a broadcast bias gives them, with no distance matrix, clamp or rescaling pass.
+
+    Each log-sum-exp is taken with its own row maximum (exact for any d/T), and its
+    exponentials are kept for the backward, which therefore computes no exponential:
+    dl_i/dlogit_ik = p_ik - q_ik with p = e_all / s_all (all others) and q = e_pos / s_pos
+    (positives). dL/dz needs one (b x b) @ (b x d) product, (A + A^T) z with A = dL/da;
+    dL/dT = -(1/T) sum_i g_i (E_p[logit_i] - E_q[logit_i]), whose expectations the forward
+    takes only when T requires a gradient. Excluded entries (the diagonal, and the other
+    classes in the positives' sum) hold a large finite negative number instead of -inf, so
+    that their weights are exactly 0 and their products with the logits 0, not NaN.
+    Saved: z and two b x b matrices of exponentials.
     """
 
     @staticmethod
-    def forward(ctx, z, temperature, same, valid, kind):
-        gram = z @ z.T
+    def forward(ctx, z, temperature, not_positive, valid, kind):
         if kind == "sqeuclidean":
-            sq = gram.diagonal().clone()
-            dist = gram.mul_(-2.0).add_(sq.unsqueeze(1)).add_(sq.unsqueeze(0)).clamp_min_(0.0)
+            logits = torch.addmm((z * z).sum(1).unsqueeze(0), z, z.T, beta=-1.0, alpha=2.0)
         else:
-            dist = gram.neg_().add_(1.0).clamp_min_(0.0)
-        per_anchor, lse_all, lse_pos = _lse_forward(dist, temperature, same)
+            logits = z @ z.T
+        logits.mul_(temperature.reciprocal())
+        need_t = temperature.requires_grad
+        per_anchor, e_all, s_all, e_pos, s_pos, expect = _two_softmaxes(logits, not_positive, need_t)
+        del logits
         ctx.kind = kind
-        ctx.save_for_backward(z, dist, temperature, same, valid, lse_all, lse_pos)
+        if expect is not None:
+            expect = torch.where(valid, expect, torch.zeros_like(expect))
+        ctx.save_for_backward(z, temperature, valid, e_all, s_all, e_pos, s_pos, expect)
         return per_anchor
 
     @staticmethod
     def backward(ctx, grad_out):
-        z, dist, temperature, same, valid, lse_all, lse_pos = ctx.saved_tensors
-        grad_d, grad_t = _lse_backward(
-            dist, temperature, same, valid, lse_all, lse_pos, grad_out, ctx.needs_input_grad[1]
-        )
+        z, temperature, valid, e_all, s_all, e_pos, s_pos, expect = ctx.saved_tensors
+        inv_t = temperature.reciprocal()
+        g = torch.where(valid, grad_out, torch.zeros_like(grad_out))
+        grad_t = None
+        if ctx.needs_input_grad[1]:  # logit = a / T: dlogit/dT = -logit / T
+            grad_t = ((g * expect).sum() * -inv_t).reshape(temperature.shape)
         grad_z = None
         if ctx.needs_input_grad[0]:
-            grad_d.masked_fill_(dist <= 0, 0.0)  # the clamp at 0
-            sym = grad_d.add_(grad_d.T.clone())  # S = A + A^T
-            if ctx.kind == "sqeuclidean":
-                # dL/dz_k = 2 (rowsum(S)_k z_k - (S z)_k)
-                grad_z = torch.addmm(sym.sum(1, keepdim=True) * z, sym, z, beta=2.0, alpha=-2.0)
+            g_t = g * inv_t
+            # dL/da = (p - q) g / T, with p = e_all / s_all and q = e_pos / s_pos
+            a_grad = torch.addcmul(e_all * (g_t / s_all).unsqueeze(1), e_pos, (g_t / s_pos).unsqueeze(1), value=-1.0)
+            colsum = a_grad.sum(0).unsqueeze(1) if ctx.kind == "sqeuclidean" else None
+            sym = a_grad.add_(a_grad.T.clone())  # A + A^T: one (b x b) @ (b x d) product, not two
+            if ctx.kind == "sqeuclidean":  # a_ik = 2 z_i.z_k - |z_k|^2: dL/dz = 2 ((A + A^T) z - colsum(A) z)
+                grad_z = torch.addmm(colsum * z, sym, z, beta=-2.0, alpha=2.0)
             else:
-                grad_z = -(sym @ z)
+                grad_z = sym @ z
         return grad_z, grad_t, None, None, None
+
+
+def _floored_exp(shifted: torch.Tensor) -> torch.Tensor:
+    """exp of ``shifted`` (<= 0, or -inf), with arguments below log(smallest normal number)
+    raised to it first: CPU exp is several times slower on arguments whose result
+    underflows (or is exp(-inf)), and such terms (< 1.2e-38 in float32) cannot change a
+    softmax whose largest term is exp(0) = 1. Excluded entries are zeroed by the caller."""
+    floor = math.log(torch.finfo(shifted.dtype).tiny) + 0.5
+    return shifted.clamp_min(floor).exp_()
+
+
+def _two_softmaxes(logits: torch.Tensor, not_positive: torch.Tensor, need_t: bool):
+    """The two row-wise softmaxes of the SNNL from a (b, b) matrix of logits, each shifted
+    by its own row maximum (exact for any d/T). ``logits`` is scratch space (overwritten).
+
+    Returns per-anchor l_i (+inf for anchors without a positive); the exponentials
+    e_all = exp(logit - max) over all others and e_pos over the positives (0 elsewhere);
+    their row sums s_all and s_pos (s_pos set to 1 where there is no positive: it is >= 1
+    wherever there is one, from its maximum's exp(0)); and, when ``need_t``, the difference
+    of softmax-weighted means E_p[logit_i] - E_q[logit_i] (dl_i/dT = -that / T).
+    """
+    logits.diagonal().fill_(float("-inf"))  # out of the row maximum
+    m_all = logits.amax(dim=1, keepdim=True)
+    logits.sub_(m_all)  # now logit - m_all: one shift for both softmaxes
+    e_all = _floored_exp(logits)
+    e_all.diagonal().fill_(0.0)
+    s_all = e_all.sum(dim=1)
+    mean_all = None
+    if need_t:  # the diagonal weighs 0: its logit must be 0, not -inf (0 * -inf = NaN)
+        logits.diagonal().fill_(0.0)
+        mean_all = (e_all * logits).sum(dim=1) / s_all
+    logits.masked_fill_(not_positive, float("-inf"))
+    m_pos = logits.amax(dim=1, keepdim=True).clamp_min_(torch.finfo(logits.dtype).min)  # -inf: no positive
+    logits.sub_(m_pos)
+    e_pos = _floored_exp(logits).masked_fill_(not_positive, 0.0)
+    s_pos = e_pos.sum(dim=1)
+    # l_i = (m_all + log s_all) - (m_all + m_pos + log s_pos)
+    per_anchor = s_all.log() - s_pos.log() - m_pos.squeeze(1)
+    expect = None
+    if need_t:
+        logits.masked_fill_(not_positive, 0.0)
+        mean_pos = (e_pos * logits).sum(dim=1) / s_pos + m_pos.squeeze(1)  # both means relative to m_all
+        expect = mean_all - mean_pos
+    return per_anchor, e_all, s_all, e_pos, s_pos.clamp_min_(1.0), expect
 
 
 # The blockwise path: used automatically above AUTO_CHUNK_BATCH samples, or on request.
@@ -423,14 +480,18 @@ def _reduce(inp, labels, temperature, reduction, return_stats, kind, rows=None, 
     b = inp.shape[0]
     if b < 2:
         raise DataError(f"SNNL needs at least 2 samples in the batch, got {b}")
-    _check_some_partner(torch.as_tensor(labels))
     labels = _check_labels(labels, b, inp.device)
-    if rows is None:
+    if kind is None:
         same, valid = _pair_masks(labels)
-        if kind is None:  # a distance matrix: a partner at +inf (masked out) does not count
-            valid = (same & (inp < float("inf"))).any(dim=1)
+        valid = (same & (inp < float("inf"))).any(dim=1)  # a partner at +inf (masked out) does not count
+    elif rows is None:
+        # excluded from the positives' sum: the other classes and the anchor itself
+        not_positive = labels.unsqueeze(0) != labels.unsqueeze(1)
+        not_positive.diagonal().fill_(True)
+        valid = not_positive.all(dim=1).logical_not_()
     else:
         valid = _valid_anchors(labels)
+    _check_some_partner(valid)
     if kind is None and not bool(valid.any()):  # a distance matrix: validated (and synchronised) anyway
         raise DataError(
             f"no anchor in this batch of {b} has a same-class partner at a finite distance, "
@@ -441,7 +502,7 @@ def _reduce(inp, labels, temperature, reduction, return_stats, kind, rows=None, 
     if kind is None:
         per_anchor = _LogSpaceSNNL.apply(inp, t, same, valid)
     elif rows is None:
-        per_anchor = _GramSNNL.apply(inp, t, same, valid, kind)
+        per_anchor = _GramSNNL.apply(inp, t, not_positive, valid, kind)
     else:
         per_anchor = _ChunkedGramSNNL.apply(inp, t, labels, valid, kind, rows, tile)
     if reduction in ("mean", "sum"):

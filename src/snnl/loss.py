@@ -112,14 +112,24 @@ def _pair_masks(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return same, valid
 
 
-def _lse_forward(dist: torch.Tensor, temperature: torch.Tensor, same: torch.Tensor):
-    """Per-anchor l_i = LSE_{k != i}(-d_ik/T) - LSE_{j != i, same}(-d_ij/T), with the two LSEs."""
+def _row_logsumexp(x: torch.Tensor) -> torch.Tensor:
+    """log-sum-exp of each row of ``x`` (which may hold -inf), exact to the dtype's precision:
+    the entries are shifted by the row maximum and exponentiated with :func:`_floored_exp`,
+    so an entry whose term underflows adds at most the smallest normal number to a sum that
+    is at least 1. A row of -inf only gives a finite (very negative) value: mask it."""
+    m = x.amax(dim=1, keepdim=True).clamp_min_(torch.finfo(x.dtype).min)
+    return m.squeeze(1) + _floored_exp(x - m).sum(dim=1).log_()
+
+
+def _lse_forward(dist: torch.Tensor, temperature: torch.Tensor, same: torch.Tensor, valid: torch.Tensor):
+    """Per-anchor l_i = LSE_{k != i}(-d_ik/T) - LSE_{j != i, same}(-d_ij/T), with the two
+    LSEs; +inf (and lse_pos = -inf) where ``valid`` is False (no positive at a finite distance)."""
     logits = dist * (-1.0 / temperature)
     logits.diagonal().fill_(float("-inf"))
-    lse_all = torch.logsumexp(logits, dim=1)
+    lse_all = _row_logsumexp(logits)
     logits.masked_fill_(~same, float("-inf"))
-    lse_pos = torch.logsumexp(logits, dim=1)
-    return lse_all - lse_pos, lse_all, lse_pos  # +inf where no positive
+    lse_pos = torch.where(valid, _row_logsumexp(logits), torch.full_like(lse_all, float("-inf")))
+    return lse_all - lse_pos, lse_all, lse_pos
 
 
 def _lse_backward(dist, temperature, same, valid, lse_all, lse_pos, grad_out, need_t: bool, masked=False):
@@ -161,7 +171,7 @@ class _LogSpaceSNNL(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, dist, temperature, same, valid):
-        per_anchor, lse_all, lse_pos = _lse_forward(dist, temperature, same)
+        per_anchor, lse_all, lse_pos = _lse_forward(dist, temperature, same, valid)
         ctx.save_for_backward(dist, temperature, same, valid, lse_all, lse_pos)
         return per_anchor
 
@@ -447,6 +457,13 @@ def snnl_from_distances(
     Raises:
         DataError: ``dist`` is not square, or holds NaN, -inf or negative values.
     """
+    check_distances(dist)
+    return _reduce(dist, labels, temperature, reduction, return_stats, kind=None)
+
+
+def check_distances(dist: torch.Tensor) -> None:
+    """Raise ``DataError`` unless ``dist`` is a square matrix of distances >= 0 (+inf allowed,
+    the diagonal ignored). One host read: call it once per matrix, not per temperature."""
     b = dist.shape[0]
     if dist.dim() != 2 or dist.shape[1] != b:
         raise DataError(f"distance matrix must be square (b, b), got {tuple(dist.shape)}")
@@ -457,7 +474,31 @@ def snnl_from_distances(
             f"snnl_from_distances: the distance matrix holds {int(bad.sum())} NaN or negative entries; "
             "distances must be >= 0, with +inf to mask a pair out"
         )
-    return _reduce(dist, labels, temperature, reduction, return_stats, kind=None)
+
+
+def snnl_at_temperatures(dist: torch.Tensor, labels: torch.Tensor):
+    """A function ``f(T) -> mean SNNL`` (a 0-d tensor, no gradient) for one distance matrix
+    evaluated at many temperatures, as searches over T do: the matrix is checked
+    (:func:`check_distances`) and its masks are built once, not at every T.
+
+    Raises:
+        DataError: as :func:`snnl_from_distances`.
+    """
+    check_distances(dist)
+    labels = _check_labels(labels, dist.shape[0], dist.device)
+    same, _ = _pair_masks(labels)
+    valid = (same & (dist < float("inf"))).any(dim=1)
+    _check_some_partner(valid)
+    if not bool(valid.any()):
+        raise DataError("no anchor has a same-class partner at a finite distance, so the SNNL is undefined")
+    n_valid = valid.sum()
+
+    def at(temperature) -> torch.Tensor:
+        with torch.no_grad():
+            per_anchor, _, _ = _lse_forward(dist, _temperature_tensor(temperature, dist), same, valid)
+            return torch.where(valid, per_anchor, torch.zeros_like(per_anchor)).sum() / n_valid
+
+    return at
 
 
 def _valid_anchors(labels: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from snnl.errors import DataError
-from snnl.loss import DistanceSpec, pairwise_distances, snnl_from_distances
+from snnl.loss import DistanceSpec, pairwise_distances, snnl_at_temperatures
 
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
 
@@ -73,6 +73,7 @@ def optimal_temperature(
             )
         dist = pairwise_distances(x.double() if x.is_floating_point() else x.double(), distance)
         labels = torch.as_tensor(labels, device=dist.device)
+        snnl_at = snnl_at_temperatures(dist, labels)  # checks the matrix once, masks built once
         scale = _distance_scale(dist)
         lo, hi = math.log(scale) - decades * math.log(10.0), math.log(scale) + decades * math.log(10.0)
         evals = 0
@@ -80,7 +81,7 @@ def optimal_temperature(
         def f(log_t: float) -> float:
             nonlocal evals
             evals += 1
-            return float(snnl_from_distances(dist, labels, math.exp(log_t)))
+            return float(snnl_at(math.exp(log_t)))
 
         grid = torch.linspace(lo, hi, grid_points, dtype=torch.float64).tolist()
         values = [f(g) for g in grid]

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from snnl.experiments.common import INPUT, LOGITS, layer_outputs
-from snnl.loss import pairwise_distances, snnl_from_distances
+from snnl.loss import pairwise_distances, snnl_at_temperatures
 from snnl.regularizer import hidden_layer_names
 from snnl.temperature import optimal_temperature
 
@@ -72,7 +72,8 @@ def curve_for_features(
         labels = torch.as_tensor(labels, device=dist.device)
         centre = math.log10(median_distance(dist))
         grid = np.linspace(centre - decades, centre + decades, points)
-        values = np.array([float(snnl_from_distances(dist, labels, 10.0**g)) for g in grid])
+        snnl_at = snnl_at_temperatures(dist, labels)
+        values = np.array([float(snnl_at(10.0**g)) for g in grid])
     return grid, values, float(grid[1] - grid[0])
 
 

@@ -138,18 +138,18 @@ def test_nan_in_an_snnl_term_stops_with_step_term_and_layer(tmp_path, monkeypatc
     data = digits_data()
     cfg = TrainConfig(model="mlp", batch_size=64, max_steps=12, threads=1, checkpoint_every=5, probe_size=50,
                       probe_points=3, log_every=log_every)
-    real = snnl.regularizer.soft_nearest_neighbor_loss
+    real = snnl.regularizer.soft_nearest_neighbor_losses
     calls = {"n": 0}
-    bad_step, layers = 8, ["fc1", "fc2"]
+    bad_step = 8
 
-    def poisoned(features, labels, temperature, **kw):
-        value = real(features, labels, temperature, **kw)
+    def poisoned(features, labels, temperatures, **kw):
+        values = real(features, labels, temperatures, **kw)
         calls["n"] += 1
-        if calls["n"] == (bad_step - 1) * len(layers) + 2:  # step 8, second layer
-            return value * float("nan")
-        return value
+        if calls["n"] == bad_step:  # step 8, second layer (fc2)
+            return values * torch.tensor([1.0, float("nan")])
+        return values
 
-    monkeypatch.setattr(snnl.regularizer, "soft_nearest_neighbor_loss", poisoned)
+    monkeypatch.setattr(snnl.regularizer, "soft_nearest_neighbor_losses", poisoned)
     out = tmp_path / "m.pt"
     with pytest.raises(TrainingError) as err:
         train(cfg, data, regime="entangled", seed=0, out=out, log=tmp_path / "l.csv", progress=False)

@@ -5,7 +5,13 @@
 
 from snnl.errors import CheckpointError, ConfigError, DataError, SnnlError, TrainingError
 from snnl.legacy import legacy_snnl
-from snnl.loss import SNNLResult, pairwise_distances, snnl_from_distances, soft_nearest_neighbor_loss
+from snnl.loss import (
+    SNNLResult,
+    pairwise_distances,
+    snnl_from_distances,
+    soft_nearest_neighbor_loss,
+    soft_nearest_neighbor_losses,
+)
 from snnl.regularizer import EntanglementRegularizer, RegularizedLoss, hidden_layer_names
 from snnl.temperature import OnlineTemperature, OptimalTemperature, optimal_temperature
 
@@ -13,6 +19,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "soft_nearest_neighbor_loss",
+    "soft_nearest_neighbor_losses",
     "snnl_from_distances",
     "pairwise_distances",
     "SNNLResult",

@@ -6,7 +6,7 @@ See :func:`soft_nearest_neighbor_loss` for the formula and the conventions.
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple, Union
+from typing import Callable, NamedTuple, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -218,6 +218,14 @@ def snnl_at_temperatures(dist: torch.Tensor, labels: torch.Tensor):
     return at
 
 
+def _gram_masks(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(b, b) mask of the pairs outside the positives' sum (other classes, and the anchor
+    itself), and the (b,) mask of valid anchors (with at least one positive)."""
+    not_positive = labels.unsqueeze(0) != labels.unsqueeze(1)
+    not_positive.diagonal().fill_(True)
+    return not_positive, not_positive.all(dim=1).logical_not_()
+
+
 def _valid_anchors(labels: torch.Tensor) -> torch.Tensor:
     """Anchors whose label occurs at least twice, without forming a b x b mask: after a
     sort, a label occurs twice when it equals its predecessor or its successor. Unlike
@@ -243,10 +251,7 @@ def _reduce(inp, labels, temperature, reduction, return_stats, kind, rows=None, 
         same, valid = _pair_masks(labels)
         valid = (same & (inp < float("inf"))).any(dim=1)  # a partner at +inf (masked out) does not count
     elif rows is None:
-        # excluded from the positives' sum: the other classes and the anchor itself
-        not_positive = labels.unsqueeze(0) != labels.unsqueeze(1)
-        not_positive.diagonal().fill_(True)
-        valid = not_positive.all(dim=1).logical_not_()
+        not_positive, valid = _gram_masks(labels)
     else:
         valid = _valid_anchors(labels)
     _check_some_partner(valid)
@@ -260,7 +265,7 @@ def _reduce(inp, labels, temperature, reduction, return_stats, kind, rows=None, 
     if kind is None:
         per_anchor = LogSpaceSNNL.apply(inp, t, same, valid)
     elif rows is None:
-        per_anchor = GramSNNL.apply(inp, t, not_positive, valid, kind)
+        per_anchor = GramSNNL.apply(not_positive, valid, kind, inp, t)[0]
     else:
         per_anchor = ChunkedGramSNNL.apply(inp, t, labels, valid, kind, rows, tile)
     if reduction in ("mean", "sum"):
@@ -363,3 +368,58 @@ def soft_nearest_neighbor_loss(
 
 _ChunkedGramSNNL = ChunkedGramSNNL  # the name tests and benchmarks patch
 _GramSNNL = GramSNNL
+
+
+def soft_nearest_neighbor_losses(
+    features: Sequence[torch.Tensor],
+    labels: torch.Tensor,
+    temperatures: Sequence[Union[float, torch.Tensor]],
+    *,
+    distance: str = "sqeuclidean",
+) -> torch.Tensor:
+    """The SNNL of several representations of one batch (e.g. every hidden layer), at once.
+
+    Equal to ``torch.stack([soft_nearest_neighbor_loss(f, labels, t, distance=distance)
+    for f, t in zip(features, temperatures)])`` (mean reduction), values and gradients,
+    but the work after each layer's Gram product runs once on the stack of the layers, so
+    the number of operations (kernel launches on a GPU) hardly grows with the number of
+    layers. It makes no host synchronisation.
+
+    Args:
+        features: L tensors (b, ...) of the same batch (flattened per sample; each layer
+            its own width), on one device.
+        labels: (b,) integer class labels.
+        temperatures: L positive temperatures (floats or 0-d tensors; a tensor that
+            requires grad receives dSNNL_l/dT_l).
+        distance: ``"sqeuclidean"`` or ``"cosine"``.
+
+    Returns:
+        (L,) tensor: the mean SNNL of each layer over its valid anchors.
+
+    Raises:
+        DataError / ValueError: as :func:`soft_nearest_neighbor_loss`; also when the layers
+        disagree on the batch size, or their number differs from the temperatures'.
+    """
+    features, temperatures = list(features), list(temperatures)
+    if not features or len(features) != len(temperatures):
+        raise ValueError(f"need one temperature per layer: got {len(features)} layers and {len(temperatures)} temperatures")
+    if distance not in ("sqeuclidean", "cosine"):
+        raise ValueError(f"unknown distance {distance!r}: use 'sqeuclidean' or 'cosine'")
+    b = features[0].shape[0]
+    if any(f.dim() < 1 or f.shape[0] != b for f in features):
+        raise DataError(f"every layer must hold the same batch: got batch sizes {[f.shape[0] for f in features]}")
+    xs = [_as_compute_dtype(f) for f in features]
+    dtype = torch.promote_types(xs[0].dtype, xs[-1].dtype) if len({x.dtype for x in xs}) > 1 else xs[0].dtype
+    with torch.autocast(device_type=xs[0].device.type, enabled=False):
+        zs = [x.to(dtype) for x in xs]
+        zs = [z - z.mean(dim=0, keepdim=True) if distance == "sqeuclidean" else F.normalize(z, dim=1) for z in zs]
+        if b > AUTO_CHUNK_BATCH or b < 2:
+            return torch.stack([_reduce(z, labels, t, "mean", False, kind=distance, rows=_block_rows(b, None),
+                                        tile=_tile_size(b, None)) for z, t in zip(zs, temperatures)])
+        labels = _check_labels(labels, b, zs[0].device)
+        not_positive, valid = _gram_masks(labels)
+        _check_some_partner(valid)
+        ts = [_temperature_tensor(t, zs[0]) for t in temperatures]
+        per_anchor = GramSNNL.apply(not_positive, valid, distance, *zs, *ts)
+        return torch.where(valid, per_anchor, torch.zeros_like(per_anchor)).sum(dim=1) / valid.sum()
+

@@ -12,7 +12,7 @@ from torch import nn
 
 from snnl.errors import ConfigError
 from snnl.layers import own_copy, register_output_hooks, resolve_modules
-from snnl.loss import DistanceSpec, soft_nearest_neighbor_loss
+from snnl.loss import DistanceSpec, soft_nearest_neighbor_loss, soft_nearest_neighbor_losses
 from snnl.temperature import OnlineTemperature, optimal_temperature
 
 LayerSpec = Union[str, Sequence[str]]
@@ -164,36 +164,50 @@ class EntanglementRegularizer(nn.Module):
         missing = [n for n in self.layer_names if n not in self._outputs]
         if missing:
             raise RuntimeError(f"no output captured for layer(s) {missing}: run the model's forward pass first")
-        snnl: dict[str, torch.Tensor] = {}
-        temps: dict[str, torch.Tensor] = {}
-        for name in self.layer_names:
-            h = self._outputs[name]
-            if self.alpha == 0.0:
-                # measured only: no gradient reaches the network, so keep no graph through it
-                h = h.detach()
-            if self.mode == "online":
-                online = self.temperatures[_key(name)]
-                t = online.temperature()
-                value = soft_nearest_neighbor_loss(h, labels, t, distance=self.distance)
-                temps[name] = t.detach()
-                if self.alpha == 0.0:
-                    online.update(value)  # measured only: a separate, cheap backward (h is detached)
-                else:
-                    # the step is taken when total.backward() reaches T: d total/dT = -alpha dSNNL/dT
-                    online.update_on_backward(-1.0 / self.alpha)
-            elif self.mode == "optimal":
-                opt = optimal_temperature(h, labels, distance=self.distance)
-                value = soft_nearest_neighbor_loss(h, labels, opt.temperature, distance=self.distance)
-                temps[name] = torch.full((), opt.temperature, dtype=torch.float64, device=h.device)
-            else:
-                value = soft_nearest_neighbor_loss(h, labels, self.fixed_temperature, distance=self.distance)
-                temps[name] = torch.full((), self.fixed_temperature, dtype=torch.float64, device=h.device)
-            snnl[name] = value
+        hs = [self._outputs[n] for n in self.layer_names]
         self._outputs = {}
+        if self.alpha == 0.0:  # measured only: no gradient reaches the network, so keep no graph through it
+            hs = [h.detach() for h in hs]
+        if self.mode == "optimal":
+            values, temps = self._at_optimal_temperatures(hs, labels)
+        else:
+            values, temps = self._at_fixed_or_online_temperatures(hs, labels)
+        snnl = dict(zip(self.layer_names, values))
         total = ce
         if self.alpha != 0.0:
-            total = ce - self.alpha * torch.stack(list(snnl.values())).sum()
-        return RegularizedLoss(total, ce, snnl, temps)
+            total = ce - self.alpha * torch.stack(values).sum()
+        return RegularizedLoss(total, ce, snnl, dict(zip(self.layer_names, temps)))
+
+    def _at_fixed_or_online_temperatures(self, hs: list[torch.Tensor], labels: torch.Tensor):
+        """Every layer's SNNL in one fused call (no host synchronisation), and the online
+        temperatures' step: during the objective's backward, or (alpha = 0) right away."""
+        if self.mode == "online":
+            onlines = [self.temperatures[_key(n)] for n in self.layer_names]
+            ts = [online.temperature() for online in onlines]
+        else:
+            ts = [self.fixed_temperature] * len(hs)
+        if callable(self.distance):
+            values = [soft_nearest_neighbor_loss(h, labels, t, distance=self.distance) for h, t in zip(hs, ts)]
+        else:
+            values = list(soft_nearest_neighbor_losses(hs, labels, ts, distance=self.distance).unbind())
+        if self.mode == "online":
+            if self.alpha == 0.0:
+                OnlineTemperature.update_all(onlines, values)  # one small backward for every layer's T
+            else:  # the step is taken when total.backward() reaches T: d total/dT = -alpha dSNNL/dT
+                for online in onlines:
+                    online.update_on_backward(-1.0 / self.alpha)
+            return values, [t.detach() for t in ts]
+        device = hs[0].device
+        return values, [torch.full((), self.fixed_temperature, dtype=torch.float64, device=device)] * len(hs)
+
+    def _at_optimal_temperatures(self, hs: list[torch.Tensor], labels: torch.Tensor):
+        """Each layer's SNNL at its optimal temperature (a host-side search: it synchronises)."""
+        values, temps = [], []
+        for h in hs:
+            opt = optimal_temperature(h, labels, distance=self.distance)
+            values.append(soft_nearest_neighbor_loss(h, labels, opt.temperature, distance=self.distance))
+            temps.append(torch.full((), opt.temperature, dtype=torch.float64, device=h.device))
+        return values, temps
 
 
 def _key(name: str) -> str:

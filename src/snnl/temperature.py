@@ -166,6 +166,17 @@ class OnlineTemperature(nn.Module):
         self._step(g)
         return g
 
+    @staticmethod
+    def update_all(onlines: "list[OnlineTemperature]", losses: "list[torch.Tensor]") -> None:
+        """:meth:`update` for several temperatures, each with the loss computed from its
+        latest :meth:`temperature`, in one backward pass (a loss may depend on its own
+        temperature only, as the layers of :func:`snnl.soft_nearest_neighbor_losses` do)."""
+        leaves = [online._take_leaf() for online in onlines]
+        grads = torch.autograd.grad(torch.stack(list(losses)).sum(), leaves, retain_graph=True, allow_unused=True)
+        for online, grad in zip(onlines, grads):
+            if grad is not None:
+                online._step(grad.detach().to(online.log_t.dtype))
+
     def update_on_backward(self, scale: float) -> None:
         """Take :meth:`update`'s step during the backward pass of an objective that
         contains this SNNL, instead of a separate backward now. ``scale`` turns the

@@ -311,17 +311,20 @@ def test_cuda_training_with_bf16_autocast(tmp_path):
 def test_json_schema_agrees_with_the_code_on_defaults_and_unknown_keys():
     import jsonschema
 
-    from snnl.training.config import train_json_schema
+    from snnl.config import json_schema
+    from snnl.training.config import train_config
 
-    schema = train_json_schema()
-    jsonschema.validate(TrainConfig().to_dict(), schema)
-    jsonschema.validate({"lr": 0.01, "overrides": {"cifar10": {"model": "resnet", "layers": ["layer1.0"]}}}, schema)
+    validator = jsonschema.Draft202012Validator(json_schema())
+
+    def file(train):  # the schema is the whole config file's
+        return {"pipeline": {"datasets": ["mnist5k"], "seeds": [0]}, "train": train}
+
+    validator.validate(file(TrainConfig().to_dict()))
+    validator.validate(file({"lr": 0.01, "overrides": {"cifar10": {"model": "resnet", "layers": ["layer1.0"]}}}))
     for bad in ({"learning_rate": 0.1}, {"overrides": {"mnist": {"epoch": 3}}}, {"model": "vgg"}, {"batch_size": 0}):
         with pytest.raises(jsonschema.ValidationError):
-            jsonschema.validate(bad, schema)
+            validator.validate(file(bad))
         with pytest.raises(ConfigError):
-            from snnl.training.config import train_config
-
             train_config({"train": bad})
 
 
@@ -362,7 +365,7 @@ def test_baseline_unlogged_steps_capture_nothing(monkeypatch):
     cfg = fast_cfg(model="mlp", batch_size=64, max_steps=5, log_every=5, probe_points=0)
     trainer = Trainer(cfg, digits_data(), regime="baseline", seed=0, progress=False)
     calls = []
-    original = snnl.regularizer.own_copy
-    monkeypatch.setattr(snnl.regularizer, "own_copy", lambda h, out: (calls.append(trainer.step + 1), original(h, out))[1])
+    original = snnl.regularizer.shares_memory
+    monkeypatch.setattr(snnl.regularizer, "shares_memory", lambda h, out: (calls.append(trainer.step + 1), original(h, out))[1])
     trainer.run()
     assert calls and set(calls) == {5}

@@ -196,3 +196,47 @@ def test_optimal_temperature_refuses_non_finite_features():
     x[3, 1] = float("nan")
     with pytest.raises(DataError, match="not finite"):
         optimal_temperature(x, torch.arange(20) % 2)
+
+
+@pytest.mark.parametrize("case", list(_inplace_models()), ids=lambda c: c[0])
+def test_in_place_models_stay_right_on_later_steps(case):
+    """The copy is kept for layers that a later in-place op modifies (and dropped for the
+    others): the measured SNNL stays the module's own output's on every step."""
+    _, model, name = case
+    reg = EntanglementRegularizer(model, layers=[name], alpha=1.0, temperature=5.0)
+    for step in range(3):
+        torch.manual_seed(10 + step)
+        x, y = torch.randn(32, 10), torch.randint(0, 3, (32,))
+        torch.manual_seed(2)
+        out = reg(model(x), y)
+        torch.manual_seed(2)
+        want, _ = snnl_loop(_own_output(model, name, x).numpy(), y.numpy(), 5.0)
+        assert float(out.snnl[name].detach()) == pytest.approx(want, rel=1e-5)
+
+
+class SometimesInPlace(nn.Module):
+    """Adds 1 in place to its input on the calls listed in ``when`` (data-dependent code)."""
+
+    def __init__(self, when):
+        super().__init__()
+        self.when, self.calls = set(when), 0
+
+    def forward(self, x):
+        self.calls += 1
+        if self.calls in self.when:
+            x += 1.0
+        return x
+
+
+def test_an_in_place_op_that_appears_later_is_refused_not_measured_silently():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(10, 8), SometimesInPlace(when={3}), nn.Linear(8, 3))
+    reg = EntanglementRegularizer(model, layers=["0"], alpha=1.0, temperature=5.0)
+    x, y = torch.randn(32, 10), torch.arange(32) % 3
+    reg(model(x), y)
+    reg(model(x), y)  # no in-place op so far: the copy is dropped
+    with pytest.raises(RuntimeError, match=r"layer `0` was modified in place.*run the step again"):
+        reg(model(x), y)
+    out = reg(model(x), y)  # copied again from now on
+    want, _ = snnl_loop(model[0](x).detach().numpy(), y.numpy(), 5.0)
+    assert float(out.snnl["0"].detach()) == pytest.approx(want, rel=1e-5)

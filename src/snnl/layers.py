@@ -40,20 +40,17 @@ def module_output(output) -> torch.Tensor:
     return output
 
 
-def own_copy(h: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
-    """``h`` (the output, or something computed from it), copied if it shares ``output``'s
-    memory, so that a later in-place operation on ``output`` cannot change it. The copy
-    stays in the autograd graph (gradients flow back to the module's output)."""
-    if h.untyped_storage().data_ptr() == output.untyped_storage().data_ptr():
-        return h.clone()
-    return h
+def shares_memory(h: torch.Tensor, output: torch.Tensor) -> bool:
+    """Whether ``h`` (the output, or something computed from it) shares ``output``'s memory,
+    so that a later in-place operation on ``output`` would change it too."""
+    return h.untyped_storage().data_ptr() == output.untyped_storage().data_ptr()
 
 
 def register_output_hooks(
     modules: dict[str, nn.Module], receive: Callable[[str, torch.Tensor], None]
 ) -> list[torch.utils.hooks.RemovableHandle]:
     """Forward hooks that call ``receive(name, output)`` with each module's output tensor
-    (see :func:`module_output`); the caller makes its own copy (:func:`own_copy`)."""
+    (see :func:`module_output`); the caller copies what it keeps (:func:`shares_memory`)."""
 
     def make(name: str):
         def hook(module, inputs, output):

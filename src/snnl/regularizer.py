@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from snnl.errors import ConfigError
-from snnl.layers import own_copy, register_output_hooks, resolve_modules
+from snnl.layers import register_output_hooks, resolve_modules, shares_memory
 from snnl.loss import DistanceSpec, soft_nearest_neighbor_loss, soft_nearest_neighbor_losses
 from snnl.temperature import OnlineTemperature, optimal_temperature
 
@@ -123,6 +123,9 @@ class EntanglementRegularizer(nn.Module):
             for name in self.layer_names:
                 self.temperatures[_key(name)] = OnlineTemperature(initial_temperature, temperature_lr)
         self._outputs: dict[str, torch.Tensor] = {}
+        # copy each layer's output until a step shows that nothing modifies it in place
+        self._copy = {name: True for name in self.layer_names}
+        self._watch: dict[str, tuple[torch.Tensor, int]] = {}
         self._paused = False
         self._handles = register_output_hooks(modules, self._receive)
 
@@ -137,11 +140,36 @@ class EntanglementRegularizer(nn.Module):
             self._paused = False
 
     def _receive(self, name: str, output: torch.Tensor) -> None:
+        """Keep the layer's (pooled) output for the loss. A later in-place operation
+        (``ReLU(inplace=True)``, a residual ``out += x``) would change a tensor that shares
+        the output's memory: such a tensor is copied on the first step, and on later steps
+        only for layers whose output that step showed to be modified (the output's version
+        counter, read again in :meth:`forward`, tells; reading it costs no synchronisation)."""
         if self._paused:
             return
-        # pooled (a new tensor) or copied now: a later in-place op (ReLU(inplace=True),
-        # a residual `out += x`) must not change the values the SNNL is measured on
-        self._outputs[name] = own_copy(self._prepare(output), output)
+        h = self._prepare(output)
+        if not shares_memory(h, output):  # pooled: a new tensor already
+            self._outputs[name] = h
+            return
+        self._watch[name] = (output, output._version)
+        self._outputs[name] = h.clone() if self._copy[name] else h
+
+    def _check_in_place(self) -> None:
+        """After the forward pass: learn which layers need their copy, and refuse values
+        that an in-place operation changed in a layer that was not copied."""
+        for name, (output, version) in self._watch.items():
+            modified = output._version != version
+            if self._copy[name]:
+                self._copy[name] = modified
+            elif modified:
+                self._copy[name] = True
+                raise RuntimeError(
+                    f"EntanglementRegularizer: the output of layer `{name}` was modified in place after it was "
+                    "captured (an in-place operation later in the forward pass, e.g. ReLU(inplace=True) or "
+                    "`out += x`), on this step but not on the first; its SNNL would be measured on the modified "
+                    "values. Its output is copied from now on: run the step again"
+                )
+        self._watch = {}
 
     def remove(self) -> None:
         """Detach the hooks from the model."""
@@ -164,6 +192,7 @@ class EntanglementRegularizer(nn.Module):
         missing = [n for n in self.layer_names if n not in self._outputs]
         if missing:
             raise RuntimeError(f"no output captured for layer(s) {missing}: run the model's forward pass first")
+        self._check_in_place()
         hs = [self._outputs[n] for n in self.layer_names]
         self._outputs = {}
         if self.alpha == 0.0:  # measured only: no gradient reaches the network, so keep no graph through it

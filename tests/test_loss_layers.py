@@ -75,3 +75,16 @@ def test_bad_inputs_are_refused():
         soft_nearest_neighbor_losses(feats, torch.arange(40), [1.0, 1.0, 1.0])
     with pytest.raises(ValueError, match="temperature"):
         soft_nearest_neighbor_losses(feats, y, [1.0, -1.0, 1.0])
+
+
+def test_channels_last_maps_give_the_same_loss_without_a_copy():
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(24, 5, 3, 3, generator=g, dtype=torch.float64)
+    y = torch.arange(24) % 3
+    cl = x.contiguous(memory_format=torch.channels_last)
+    from snnl.loss import flatten_per_sample
+
+    assert flatten_per_sample(cl).data_ptr() == cl.data_ptr()  # a view, not a copy
+    want, _ = snnl_loop(x.reshape(24, -1).numpy(), y.numpy(), 7.0)
+    assert float(soft_nearest_neighbor_loss(cl, y, 7.0)) == pytest.approx(want, rel=1e-10)
+    assert float(soft_nearest_neighbor_losses([cl, x], y, [7.0, 7.0])[0]) == pytest.approx(want, rel=1e-10)

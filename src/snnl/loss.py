@@ -38,9 +38,18 @@ class SNNLResult(NamedTuple):
     n_excluded: torch.Tensor
 
 
+def flatten_per_sample(features: torch.Tensor) -> torch.Tensor:
+    """(b, ...) -> (b, d), in the order the features lie in memory when that avoids a copy:
+    a channels_last (b, c, h, w) map is flattened as (b, h, w, c). Distances and the SNNL do
+    not depend on the order of the features."""
+    if features.dim() == 4 and not features.is_contiguous() and features.is_contiguous(memory_format=torch.channels_last):
+        features = features.permute(0, 2, 3, 1)
+    return features.reshape(features.shape[0], -1)
+
+
 def _as_compute_dtype(features: torch.Tensor) -> torch.Tensor:
     """Flatten per sample; half precision (autocast or not) is computed in float32."""
-    x = features.reshape(features.shape[0], -1)
+    x = flatten_per_sample(features)
     if x.dtype in _LOW_PRECISION or not x.is_floating_point():
         x = x.float()
     return x

@@ -18,7 +18,11 @@ ends, so a lease that runs out keeps what finished):
   2. cnn: the demo CNN trained on the full Fashion-MNIST for the paper's epochs (6), baseline
      and entangled, in fp32 and in bf16 autocast: epoch times, images/s, peak memory, GPU
      utilisation, test accuracy;
-  3. resnet: ResNet-18 training throughput on random 32x32x3 inputs, fp32 and bf16.
+  3. resnet: ResNet-18 training throughput on random 32x32x3 inputs, fp32 and bf16;
+  4. step: per training step of the demo CNN at batch 128 (ce-only, baseline, entangled;
+     fp32 and bf16): milliseconds, CUDA kernels launched and host synchronisations
+     (cudaStreamSynchronize / cudaDeviceSynchronize / blocking device-to-host copies, from
+     torch.profiler's CUDA runtime events), on a logged and on an unlogged step.
 GPU utilisation is sampled every 0.2 s (NVML, else nvidia-smi) and averaged per phase.
 """
 
@@ -239,13 +243,78 @@ def phase_resnet(report: Report, reps: int, smoke: bool) -> None:
     report.add("resnet", rows, lines)
 
 
+SYNC_CALLS = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize", "cudaMemcpy")
+
+
+def count_step(step, steps: int) -> dict:
+    """Kernels, host synchronisations and aten operators per call of ``step`` (profiled)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if DEVICE.startswith("cuda") else [])
+    sync()
+    with profile(activities=acts) as prof:
+        for _ in range(steps):
+            step()
+        sync()
+    events = prof.events()
+    kernels = sum(1 for e in events if e.device_type == torch.autograd.DeviceType.CUDA)
+    syncs = sum(1 for e in events if e.name in SYNC_CALLS or e.name.startswith("cudaMemcpy") and "Async" not in e.name)
+    ops = sum(1 for e in events if e.name.startswith("aten::") and e.cpu_parent is None)
+    return {"kernels": kernels / steps, "syncs": max(syncs - 1, 0) / steps, "ops": ops / steps}  # - the final sync()
+
+
+def phase_step(report: Report, reps: int, smoke: bool) -> None:
+    import bench_train
+
+    from snnl.train import TrainConfig, Trainer
+
+    data = bench_train.mnist5k()
+    rows = []
+    for bf16 in (False, True):
+        if bf16 and not DEVICE.startswith("cuda"):
+            continue
+        cfg = TrainConfig(model="cnn", batch_size=128, device=DEVICE, bf16=bf16, probe_points=0, checkpoint_every=0,
+                          log_every=10)
+        timing = bench_train.bench(f"cnn {'bf16' if bf16 else 'fp32'}", cfg, data, 1 if smoke else reps,
+                                   1 if smoke else 10, 1 if smoke else 5)
+        for regime in ("ce-only", "baseline", "entangled"):
+            trainer = Trainer(cfg, data, regime="baseline" if regime == "ce-only" else regime, seed=0, progress=False)
+            runner = bench_train.CEOnly(trainer) if regime == "ce-only" else trainer
+            for _ in range(3):
+                runner.train_step()
+            logged = count_step(runner.train_step, 1) if regime == "ce-only" else None
+            if regime != "ce-only":  # steps 1..9 of 10 log nothing, step 10 logs
+                while (trainer.step + 1) % cfg.log_every != 0:
+                    runner.train_step()
+                logged = count_step(runner.train_step, 1)
+                unlogged = count_step(runner.train_step, 1)
+            else:
+                unlogged = count_step(runner.train_step, 1)
+            rows.append({"precision": "bf16" if bf16 else "fp32", "regime": regime, "ms": timing["ms"][regime],
+                         "logged": logged, "unlogged": unlogged})
+    lines = ["## Training step of the demo CNN, batch 128: time, kernels and host synchronisations", "",
+             "Time: median of interleaved repetitions (`bench_train.bench`), including one step in ten that logs. "
+             "Counts from torch.profiler on one step that logs nothing and one that logs (`train.log_every` 10); "
+             "ce-only reads its loss back every step, as a plain loop that prints it would.", "",
+             "| precision | regime | ms per step | ratio to ce-only | kernels (unlogged / logged) "
+             "| syncs (unlogged / logged) | top-level aten ops (unlogged) |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        base = next(x["ms"] for x in rows if x["precision"] == r["precision"] and x["regime"] == "ce-only")
+        u, g = r["unlogged"], r["logged"]
+        lines.append(f"| {r['precision']} | {r['regime']} | {r['ms']:.2f} | {r['ms'] / base:.2f} | "
+                     f"{u['kernels']:.0f} / {g['kernels']:.0f} | {u['syncs']:.0f} / {g['syncs']:.0f} | {u['ops']:.0f} |")
+    report.add("step", rows, lines)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--fashion", type=Path, required=True, help="folder with the four Fashion-MNIST .gz IDX files")
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "results/gpu")))
     ap.add_argument("--work", type=Path, default=Path("/tmp/snnl-gpu"))
     ap.add_argument("--epochs", type=int, default=6, help="the paper's (official demo's) epochs")
-    ap.add_argument("--phases", nargs="+", default=["loss", "cnn", "resnet"], choices=["loss", "cnn", "resnet"])
+    ap.add_argument("--phases", nargs="+", default=["step", "loss", "cnn", "resnet"],
+                    choices=["step", "loss", "cnn", "resnet"])
     ap.add_argument("--loss-budget", type=float, default=120.0)
     ap.add_argument("--cnn-budget", type=float, default=240.0)
     ap.add_argument("--resnet-reps", type=int, default=10)
@@ -270,6 +339,8 @@ def main(argv=None) -> int:
         try:
             if name == "loss":
                 phase_loss(report, args.loss_budget, args.smoke)
+            elif name == "step":
+                phase_step(report, args.resnet_reps, args.smoke)
             elif name == "cnn":
                 phase_cnn(report, args.fashion, args.work, args.epochs, args.cnn_budget, args.smoke)
             else:

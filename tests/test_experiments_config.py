@@ -19,7 +19,7 @@ def test_defaults_without_a_file():
     assert (cfg.classes, cfg.points_per_class, cfg.temperature) == (4, 100, "initial")
     assert config.load("gan").arch == "mlp"
     assert config.load("temperature_curve").split == "test"
-    assert config.load("dynamics_figure").band == "sd"
+    assert config.load("dynamics").band == "sd"
 
 
 def test_file_values_other_sections_ignored_and_overrides_win(tmp_path):

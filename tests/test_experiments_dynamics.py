@@ -106,7 +106,7 @@ def test_cli_writes_png_and_csv(tmp_path):
     paths = [str(_write_log(tmp_path / "logs" / "digits" / r / f"seed{s}.probe.csv", seed=s))
              for r in ("baseline", "entangled") for s in (0, 1, 2)]
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("experiments:\n  dynamics_figure: {band: ci}\n")
+    cfg.write_text("experiments:\n  dynamics: {band: ci}\n")
     out = tmp_path / "out"
     assert main(["dynamics-figure", "--logs", *paths, "--config", str(cfg), "--out", str(out / "e4.png"),
                  "--csv", str(out / "e4.csv")]) == 0

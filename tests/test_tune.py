@@ -8,9 +8,10 @@ import pytest
 import yaml
 
 from snnl.cli import main as cli_main
+from snnl.config_base import read_yaml
 from snnl.errors import ConfigError
 from snnl.train import TrainConfig
-from snnl.training.config import TuneConfig, read_yaml, tune_config
+from snnl.training.config import TuneConfig, tune_config
 from snnl.tune import tune
 from training_data import CLASSES, digits_data
 

@@ -17,6 +17,7 @@ from snnl.errors import SnnlError
 COMMAND_MODULES: list[str] = [
     "snnl.commands.info",
     "snnl.commands.check_config",
+    "snnl.commands.config_schema",
     "snnl.commands.check_report",
     "snnl.commands.prepare_data",
     "snnl.commands.train",

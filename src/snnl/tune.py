@@ -11,11 +11,12 @@ one Optuna journal file; on a cluster, start several ``snnl tune --storage J.jou
 --worker-id K`` jobs on a shared filesystem (each with its own K, so their samplers
 differ), and they fill the same study until it has ``n_trials`` finished trials; then
 ``snnl tune --storage J.journal --summarize-only --out best.json`` writes the result.
-The best parameters are written as JSON that ``snnl train --params`` accepts.
+The best parameters are written as JSON that ``snnl train --params`` accepts (:func:`read_params`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -23,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from snnl.atomic import atomic_write_json
+from snnl.config_base import check
 from snnl.errors import ConfigError, DataError, TrainingError
-from snnl.training.config import REGIMES, TrainConfig, TuneConfig
+from snnl.training.config import REGIMES, TrainConfig, TrainOverride, TuneConfig
 from snnl.training.data import TrainData
 from snnl.training.loop import train
 
@@ -187,6 +189,27 @@ def summarize(study, regime: str, seed: int, dataset: str, tune_cfg: TuneConfig,
             for t in trials
         ],
     }
+
+
+def read_params(path: str | Path, regime: str | None = None) -> dict[str, Any]:
+    """Tuned parameters from the JSON :func:`tune` writes (``{"params": {...}}``) or a flat JSON
+    mapping, each checked as a train setting; for ``snnl train --params``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"parameters file {path} does not exist; write it with `snnl tune --out {path}`")
+    try:
+        obj = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"parameters file {path} is not valid JSON: {err}") from err
+    params = obj.get("params", obj) if isinstance(obj, dict) else None
+    if not isinstance(params, dict):
+        raise ConfigError(f"parameters file {path} must hold a JSON object (its parameters under `params`)")
+    tuned = obj.get("regime") if "params" in obj else None
+    if regime is not None and tuned is not None and tuned != regime:
+        raise ConfigError(f"parameters file {path} was tuned for regime `{tuned}`, but this run trains `{regime}`; "
+                          f"pass the file tuned for `{regime}`")
+    check(TrainOverride, params, f"parameters file {path}")
+    return dict(params)
 
 
 def _plain(v: Any) -> Any:

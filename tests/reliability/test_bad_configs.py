@@ -91,7 +91,7 @@ CASES: dict[str, Case] = {
     "negative epochs": Case("out of range", "`train.epochs`", put("train.epochs", -1)),
     "zero threads": Case("out of range", "`pipeline.threads`", put("pipeline.threads", 0)),
     "k above reference_size": Case("out of range", "`evaluate.k`", put("evaluate.k", 500)),
-    "epsilon above 1": Case("out of range", "`evaluate.epsilons.gray`", put("evaluate.epsilons", {"gray": [8]})),
+    "epsilon above 1": Case("out of range", "`evaluate.epsilons.gray.0` must be <= 1", put("evaluate.epsilons", {"gray": [8]})),
     # unknown datasets or layer names
     "unknown dataset": Case("unknown name", "'imagenet'", put("pipeline.datasets", ["imagenet"])),
     "unknown outlier set": Case("unknown name", "`pipeline.outliers.mnist5k.1`", put("pipeline.outliers.mnist5k", ["letters", "svhn2"])),
@@ -104,11 +104,11 @@ CASES: dict[str, Case] = {
                                               put("pipeline.outliers.mnist5k", ["letters", "mnist5k"])),
     "noise with 2 channels": Case("shape", "`datasets.noise.shape`", put("datasets.noise.shape", [2, 28, 28])),
     "images too small for the model": Case("shape", "dataset `digits` (images 1x8x8)", both(
-        put("pipeline.datasets", ["digits"]), put("pipeline.outliers", {}), put("pipeline.experiments.gan", []))),
+        put("pipeline.datasets", ["digits"]), put("pipeline.outliers", {}), put("experiments.gan.datasets", []))),
     # empty lists and missing keys
-    "empty seed list": Case("empty", "`pipeline.seeds`: [] should be non-empty", put("pipeline.seeds", [])),
-    "missing seeds": Case("empty", "missing required key(s) `pipeline.seeds`", drop("pipeline.seeds")),
-    "empty regimes": Case("empty", "`pipeline.regimes`: [] should be non-empty", put("pipeline.regimes", [])),
+    "empty seed list": Case("empty", "`pipeline.seeds` must not be empty", put("pipeline.seeds", [])),
+    "missing seeds": Case("empty", "missing required key `pipeline.seeds`", drop("pipeline.seeds")),
+    "empty regimes": Case("empty", "`pipeline.regimes` must not be empty", put("pipeline.regimes", [])),
     # YAML syntax. Snakemake reads --configfile itself, before the workflow's code runs, and its
     # message names neither file nor line (snakemake 9, common/configfile.py); `snnl check-config`
     # gives the line.

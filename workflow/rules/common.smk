@@ -6,18 +6,14 @@ from pathlib import Path
 import yaml
 from snakemake.exceptions import WorkflowError
 
-# The `pipeline:` section against the schema (filling in its defaults), then the commands'
-# own readers on every other section (unknown keys, types, ranges, layer names), here at
-# parse time, so a bad config fails before any job starts, in one line naming the key.
-# Values given with --config are first re-read as YAML, as the same text in the config file
-# would be (Snakemake leaves every value nested in one a string), and an error about one
-# names the --config entry instead of the config file.
-from snnl.config import (
-    apply_command_line_config,
-    config_source,
-    validate_file,
-    validate_schema,
-)
+# Every section of the config checked in one pass against the typed models of snnl.config
+# (unknown keys, types, ranges, dataset and layer names; each model the pipeline trains is
+# built once), here at parse time, so a bad config fails before any job starts, in one line
+# naming the key. Values given with --config are first re-read as YAML, as the same text in
+# the config file would be (Snakemake leaves every value nested in one a string), and an error
+# about one names the --config entry instead of the config file.
+from snnl.config import check_document
+from snnl.overrides import apply_command_line_config, config_source
 from snnl.errors import SnnlError
 
 CONFIG_SOURCE = (
@@ -26,25 +22,21 @@ CONFIG_SOURCE = (
 ORIGINS = {}  # {dotted key: the --config entry that set it}
 
 
-def invalid_config(err, where):
-    """The WorkflowError for a bad config: ``err``'s message, which starts with ``where``,
+def invalid_config(err):
+    """The WorkflowError for a bad config: ``err``'s message, which starts with CONFIG_SOURCE,
     saying instead where the faulty value came from (a config file or the command line).
     """
     message = str(err).replace(
-        where, config_source(str(err), ORIGINS, CONFIG_SOURCE), 1
+        CONFIG_SOURCE, config_source(str(err), ORIGINS, CONFIG_SOURCE), 1
     )
     return WorkflowError(f"invalid configuration: {message}")
 
 
 try:
     ORIGINS = apply_command_line_config(config, workflow.config_settings.config_args)
-    validate_schema(
-        config,
-        Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml",
-        CONFIG_SOURCE,
-    )
+    SETTINGS = check_document(config, CONFIG_SOURCE)
 except SnnlError as err:
-    raise invalid_config(err, CONFIG_SOURCE) from None
+    raise invalid_config(err) from None
 
 
 def _effective_config_file():
@@ -62,22 +54,18 @@ def _effective_config_file():
 
 
 CONFIG_FILE = _effective_config_file()
-try:
-    validate_file(CONFIG_FILE, config["pipeline"])
-except SnnlError as err:
-    raise invalid_config(err, f"config file {CONFIG_FILE}") from None
 
 # the software environment (the same pins as requirements.txt), for --software-deployment-method conda
 CONDA_ENV = "../../environment.yml"
 
-P = config["pipeline"]
-DATASETS = P["datasets"]
-REGIMES = P["regimes"]
-SEEDS = P["seeds"]
-OUTLIERS = {d: P["outliers"].get(d, []) for d in DATASETS}
-EXPERIMENTS = P["experiments"]
-THREADS = P["threads"]
-GPU = 1 if P["gpu_jobs"] else 0
+P = SETTINGS.pipeline
+DATASETS = P.datasets
+REGIMES = P.regimes
+SEEDS = P.seeds
+OUTLIERS = {d: P.outlier_sets(d) for d in DATASETS}
+EXPERIMENTS = SETTINGS.experiments  # each experiment's switch next to its settings
+THREADS = P.threads
+GPU = 1 if P.gpu_jobs else 0
 FIRST_SEED = SEEDS[0]
 
 
@@ -100,8 +88,12 @@ def section(name):
 
 
 def experiment_section(name):
-    """The settings of one analysis experiment, as a rule's params."""
-    return canonical((config.get("experiments") or {}).get(name, {}))
+    """The settings of one analysis experiment as a rule's params, without its switch (which
+    says whether, or on which datasets, to run it; changing it adds or drops jobs, not reruns).
+    """
+    settings = dict((config.get("experiments") or {}).get(name) or {})
+    settings.pop(getattr(EXPERIMENTS, name).switch, None)
+    return canonical(settings)
 
 
 def dataset_section(name):
@@ -121,7 +113,7 @@ def outlier_dirs(wildcards):
 
 
 def tuned_params(wildcards):
-    if P["tune"]:
+    if P.tune:
         return f"results/tuning/{wildcards.dataset}/{wildcards.regime}.json"
     return []
 
@@ -136,18 +128,18 @@ def evaluation_outputs():
 
 def figure_outputs():
     out = []
-    if EXPERIMENTS["synthetic"]:
+    if EXPERIMENTS.synthetic.run:
         out += [
             "results/figures/synthetic_minimise.png",
             "results/figures/synthetic_compare.png",
         ]
-    if EXPERIMENTS["temperature_curve"]:
+    if EXPERIMENTS.temperature_curve.run:
         out += expand(
             "results/figures/temperature_curve_{dataset}.png", dataset=DATASETS
         )
-    if EXPERIMENTS["dynamics"]:
+    if EXPERIMENTS.dynamics.run:
         out += ["results/figures/dynamics.png"]
-    out += expand("results/figures/gan_{dataset}.png", dataset=EXPERIMENTS["gan"])
+    out += expand("results/figures/gan_{dataset}.png", dataset=EXPERIMENTS.gan.datasets)
     if set(REGIMES) == {"baseline", "entangled"}:
         out += expand(
             "results/figures/{dataset}_{kind}.png",

@@ -74,7 +74,7 @@ rule dynamics_figure:
     threads: 1
     params:
         config=CONFIG_FILE,
-        experiments=lambda w: experiment_section("dynamics_figure"),
+        experiments=lambda w: experiment_section("dynamics"),
     shell:
         "snnl dynamics-figure --logs {input} --config {params.config} --csv {output.csv}"
         " --figure {output.figure} --threads {threads} > {log} 2>&1"

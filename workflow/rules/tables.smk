@@ -6,10 +6,12 @@ rule tables:
         metrics=runs("results/metrics/{dataset}/{regime}/seed{seed}.json"),
         evaluations=evaluation_outputs(),
         dynamics=runs("results/dynamics/{dataset}/{regime}/seed{seed}.csv"),
-        gan=expand("results/experiments/gan_{dataset}.csv", dataset=EXPERIMENTS["gan"]),
+        gan=expand(
+            "results/experiments/gan_{dataset}.csv", dataset=EXPERIMENTS.gan.datasets
+        ),
         synthetic=(
             ["results/experiments/synthetic_compare.csv"]
-            if EXPERIMENTS["synthetic"]
+            if EXPERIMENTS.synthetic.run
             else []
         ),
     output:

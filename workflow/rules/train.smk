@@ -17,7 +17,7 @@ rule tune:
         config=CONFIG_FILE,
         train=lambda w: section("train"),
         tune=lambda w: section("tune"),
-        seed=P["tune_seed"],
+        seed=P.tune_seed,
     shell:
         "OMP_NUM_THREADS={threads} snnl tune --data {input.data} --regime {wildcards.regime}"
         " --seed {params.seed} --config {params.config} --out {output} --quiet > {log} 2>&1"

@@ -1,7 +1,6 @@
 """`snnl check-config`: validate every section of a pipeline config file, running nothing.
 
-The same checks as the Snakefile before any job starts: the `pipeline:` section against
-workflow/schemas/config.schema.yaml (with its defaults), then every command's own reader.
+The same check as the Snakefile's before any job starts (snnl.config.validate_file).
 """
 
 from __future__ import annotations
@@ -16,20 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
+    from snnl.config import validate_file
 
-    from snnl.config import find_schema, read_yaml, validate_file, validate_schema
-
-    document = read_yaml(args.config)
-    schema = find_schema()
-    if schema is None:
-        print(
-            f"snnl check-config: note: {args.config}: `pipeline:` not checked against the workflow's schema "
-            "(workflow/schemas/config.schema.yaml not found; run from the project's folder)",
-            file=sys.stderr,
-        )
-    else:
-        validate_schema(document, schema, f"config file {args.config}")
-    validate_file(args.config, document.get("pipeline") or {})
+    validate_file(args.config)
     print(f"{args.config}: valid")
     return 0

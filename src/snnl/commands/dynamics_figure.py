@@ -13,7 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Read probe logs (CSV with columns step, layer, snnl; one file per dataset, regime and seed, "
             "named .../DATASET/REGIME/seedN...) and draw one panel per dataset and regime with one line per "
             "layer (mean over seeds; the last layer black and dashed), the step on a log axis. "
-            "Settings: `experiments.dynamics_figure` in --config."
+            "Settings: `experiments.dynamics` in --config."
         ),
     )
     p.add_argument("--logs", required=True, nargs="+", metavar="FILE", help="probe logs")
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from snnl.experiments.common import write_csv
     from snnl.figures import save_figure
 
-    cfg = config.load("dynamics_figure", args.config)
+    cfg = config.load("dynamics", args.config)
     df = dynamics.read_logs(args.logs, args.label)
     if args.csv:
         write_csv(df, args.csv)

@@ -40,10 +40,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from snnl.config_base import read_yaml
     from snnl.data import load_prepared
     from snnl.errors import ConfigError
     from snnl.train import TrainData
-    from snnl.training.config import read_yaml, train_config, tune_config
+    from snnl.training.config import train_config, tune_config
     from snnl.tune import tune
 
     for flag in ("n_trials", "workers"):
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--{flag.replace('_', '-')} must be >= 1, got {v}")
     data = TrainData.from_prepared(load_prepared(args.data))
     name = args.dataset or data.name
-    document = read_yaml(args.config)
+    document = read_yaml(args.config)  # parsed once, for both sections
     where = f"config file {args.config}" if args.config else "defaults"
     summary = tune(
         train_config(document, name, where=where),

@@ -5,15 +5,14 @@
     images, labels = ds.train                      # uint8 N x C x H x W, int64
 
 Write prepared data with `snnl prepare-data` (or ``snnl.data.prepare``). The datasets,
-their options and defaults are listed in snnl.data.defaults and docs/DATA.md.
+their options and defaults are listed in snnl.data.registry and docs/DATA.md.
 """
 
-from snnl.data.config import dataset_options, read_datasets_section, resolve_options
-from snnl.data.defaults import DEFAULTS
+from snnl.data.config import dataset_options, resolve_options
 from snnl.data.loaded import LoadedData
 from snnl.data.prepare import build_splits, prepare
 from snnl.data.prepared import PreparedDataset, load_prepared
-from snnl.data.registry import DATASET_NAMES, REGISTRY, get_entry
+from snnl.data.registry import DATASET_NAMES, DEFAULTS, REGISTRY, get_entry
 from snnl.data.splits import make_splits, stratified_take
 
 __all__ = [
@@ -28,7 +27,6 @@ __all__ = [
     "load_prepared",
     "make_splits",
     "prepare",
-    "read_datasets_section",
     "resolve_options",
     "stratified_take",
 ]

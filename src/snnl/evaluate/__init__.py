@@ -15,7 +15,7 @@ import importlib
 # Imported on first use (PEP 562), so that reading the `evaluate:` section (config checks,
 # the Snakefile) does not pay for scikit-learn, SciPy and pandas.
 _SOURCES = {
-    "snnl.evaluate.config": ["EvaluateConfig", "load_evaluate_config", "read_evaluate_section"],
+    "snnl.evaluate.config": ["EvaluateConfig", "load_evaluate_config"],
     "snnl.evaluate.detection": [
         "Reference", "SetScores", "ZScoreCombiner", "build_reference", "knn_scores",
         "resolve_layers", "score_images", "snnl_scores",
@@ -51,7 +51,6 @@ __all__ = [
     "knn_scores",
     "layer_embeddings",
     "load_evaluate_config",
-    "read_evaluate_section",
     "resolve_layers",
     "score_images",
     "sign_gradients",

@@ -8,7 +8,7 @@ STAMP := $(VENV)/.snnl-installed
 CORES ?= all
 CONFIG ?= config/default.yaml
 
-.PHONY: setup debian-data debian-tools test reproduce pull bench drills clean-results
+.PHONY: setup debian-data debian-tools debian-services test reproduce pull bench drills clean-results
 
 setup: $(STAMP)
 
@@ -50,7 +50,30 @@ debian-tools:
 			|| echo "debian-tools: warning: apt-get could not install chromium; the rendering check will be skipped"; \
 	fi
 
-test: $(STAMP) debian-data debian-tools
+# The SLURM and DVC ssh-remote tests start their own daemons (tests/helpers/services.py) from
+# Debian's slurm-wlm, munge and openssh-server. Installed without starting any service (a
+# policy-rc.d denies it for the install's duration, then goes); skipped, with a note, where
+# apt-get is unavailable or we are not root (those tests then skip and say why).
+SERVICE_PROGRAMS := munged slurmctld slurmd sbatch srun squeue sshd ssh-keygen
+SERVICE_PACKAGES := slurm-wlm munge openssh-server openssh-client
+
+debian-services:
+	@missing=0; for p in $(SERVICE_PROGRAMS); do PATH="$$PATH:/usr/sbin:/sbin" command -v $$p >/dev/null 2>&1 || missing=1; done; \
+	if [ "$$missing" -eq 0 ]; then \
+		:; \
+	elif ! command -v apt-get >/dev/null 2>&1 || [ "$$(id -u)" -ne 0 ]; then \
+		echo "debian-services: cannot apt-get install $(SERVICE_PACKAGES) here; the SLURM and ssh-remote tests will skip"; \
+	else \
+		echo "debian-services: installing $(SERVICE_PACKAGES) with apt-get (no service started)"; \
+		norc=0; if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; \
+			chmod 755 /usr/sbin/policy-rc.d; norc=1; fi; \
+		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(SERVICE_PACKAGES); } \
+			|| echo "debian-services: warning: apt-get could not install $(SERVICE_PACKAGES); the SLURM and ssh-remote tests will skip"; \
+		if [ "$$norc" -eq 1 ]; then rm -f /usr/sbin/policy-rc.d; fi; \
+		if [ -d /run/systemd/system ]; then systemctl disable --quiet ssh munge slurmctld slurmd 2>/dev/null || true; fi; \
+	fi
+
+test: $(STAMP) debian-data debian-tools debian-services
 	$(PY) -m pytest
 
 SNAKEMAKE := $(VENV)/bin/snakemake --profile workflow/profiles/default --configfile $(CONFIG)

@@ -23,3 +23,15 @@ def _restore_threads():
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope="session")
+def tiny_reference(tmp_path_factory):
+    """The tiny config's whole DAG (tests/pipeline/tiny.yaml) run once per session, with the
+    default profile, in a copy of the workflow (tests/workflow_helpers.py). Tests read it or copy
+    it (``workflow_helpers.copy_run``), never change it."""
+    from workflow_helpers import snakemake, workdir
+
+    work = workdir(tmp_path_factory.mktemp("tiny-reference"))
+    snakemake(work, "--configfile", "config/tiny.yaml", "--cores", "2")
+    return work

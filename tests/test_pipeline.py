@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from workflow_helpers import BIN, ENV, ROOT, run, share_with_dvc, snakemake
+from workflow_helpers import BIN, ENV, ROOT, copy_run, run, share_with_dvc, snakemake
 from workflow_helpers import jobs as _jobs
 from workflow_helpers import workdir as _workdir
 
@@ -46,10 +46,9 @@ def test_dry_run_of_every_config_without_data(tmp_path, config):
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    work = _workdir(tmp_path_factory.mktemp("pipeline"))
-    snakemake(work, "--configfile", "config/tiny.yaml", "--cores", "2")
-    return work
+def tiny_run(tiny_reference, tmp_path_factory):
+    """A copy of the session's tiny run (conftest), which the tests below may change."""
+    return copy_run(tiny_reference, tmp_path_factory.mktemp("pipeline"))
 
 
 def _digest(path: Path) -> str:

@@ -126,36 +126,46 @@ def restore_rng_state(state: dict[str, Any], data_generator: torch.Generator | N
 # reading checkpoints
 
 
+def load_weights_only(
+    path: str | Path,
+    map_location: str | torch.device = "cpu",
+    *,
+    what: str = "checkpoint",
+    fix: str = "delete it and train again",
+    pickled_fix: str = "Write checkpoints with `snnl train`, or re-save a trusted file as a plain dict",
+) -> Any:
+    """``torch.load(path, weights_only=True)``: tensors and plain containers only, never
+    pickled code. A file holding pickled Python objects, or a corrupt or truncated one (garbage
+    bytes included, which torch reports as a weights-only failure), raises
+    :class:`CheckpointError` naming ``what`` and ``path`` and ending with ``pickled_fix`` or
+    ``fix``. The caller checks that ``path`` exists."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        # torch reports garbage (not a pickle stream) as a weights-only failure too, with an
+        # "Unsupported operand" opcode; only a refused class or function is a pickled object
+        if "weights only" in str(err).lower() and "unsupported operand" not in str(err).lower():
+            raise CheckpointError(
+                f"{what} {path} contains pickled Python objects, which snnl refuses to load "
+                f"(torch.load(weights_only=True)); only tensors and plain containers are read. {pickled_fix}"
+            ) from err
+        raise CheckpointError(
+            f"{what} {path} is corrupt or truncated and cannot be read ({type(err).__name__}); {fix}"
+        ) from err
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as err:
+        raise CheckpointError(
+            f"{what} {path} is corrupt or truncated and cannot be read ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else ''}); {fix}"
+        ) from err
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a training checkpoint (``weights_only=True``), raising :class:`CheckpointError`
     with the file and the fix when it is missing, unreadable or not an snnl checkpoint."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; train one with `snnl train --out {path}`")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        if "weights only" in str(err).lower():
-            raise CheckpointError(
-                f"checkpoint {path} contains pickled Python objects, which snnl refuses to load "
-                "(torch.load(weights_only=True)); only tensors and plain containers are read. "
-                "Write checkpoints with `snnl train`, or re-save a trusted file as a plain dict"
-            ) from err
-        raise CheckpointError(
-            f"checkpoint {path} is corrupt or truncated and cannot be read ({type(err).__name__}); "
-            "delete it and train again"
-        ) from err
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as err:
-        if isinstance(err, pickle.UnpicklingError) and "weights only" in str(err).lower():
-            raise CheckpointError(
-                f"checkpoint {path} contains pickled Python objects, which snnl refuses to load "
-                "(torch.load(weights_only=True) reads only tensors and plain containers); "
-                "pass a checkpoint written by `snnl train`"
-            ) from err
-        raise CheckpointError(
-            f"checkpoint {path} is corrupt or truncated and cannot be read ({type(err).__name__}: "
-            f"{str(err).splitlines()[0] if str(err) else ''}); delete it and train again"
-        ) from err
+    ckpt = load_weights_only(path, map_location)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(
             f"{path} is not an snnl training checkpoint (no format {FORMAT!r}); "

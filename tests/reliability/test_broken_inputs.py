@@ -99,9 +99,10 @@ def test_corrupt_prepared_dataset_stops_the_dag_before_training(tmp_path):
     command in its log, and no checkpoint, evaluation or table is made from it."""
     work = workdir(tmp_path)
     cfg = {
-        "pipeline": {"datasets": ["digits"], "seeds": [0], "regimes": ["baseline"], "outliers": {},
-                     "experiments": {"synthetic": False, "temperature_curve": False, "dynamics": False, "gan": []}},
+        "pipeline": {"datasets": ["digits"], "seeds": [0], "regimes": ["baseline"], "outliers": {}},
         "train": {"model": "mlp", "model_args": {"hidden": [16]}, "batch_size": 64, "max_steps": 3, "probe_points": 0},
+        "experiments": {"synthetic": {"run": False}, "temperature_curve": {"run": False}, "dynamics": {"run": False},
+                        "gan": {"datasets": []}},
     }
     (work / "config" / "small.yaml").write_text(yaml.safe_dump(cfg))
     snakemake(work, "--configfile", "config/small.yaml", "--cores", "1", "data/prepared/digits")

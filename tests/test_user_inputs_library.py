@@ -240,3 +240,32 @@ def test_an_in_place_op_that_appears_later_is_refused_not_measured_silently():
     out = reg(model(x), y)  # copied again from now on
     want, _ = snnl_loop(model[0](x).detach().numpy(), y.numpy(), 5.0)
     assert float(out.snnl["0"].detach()) == pytest.approx(want, rel=1e-5)
+
+
+class SharedActivation(nn.Module):
+    """One ReLU module used twice in a forward pass (as torchvision's BasicBlock does)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2, self.relu, self.out = nn.Linear(10, 8), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.out(self.relu(self.fc2(self.relu(self.fc1(x)))))
+
+
+def test_a_module_that_runs_twice_per_pass_is_refused_by_name():
+    """Its output is not one representation per input: the regularizer and capture would
+    measure its last call only (or collect two tensors per pass)."""
+    model = SharedActivation()
+    x, y = torch.randn(16, 10), torch.arange(16) % 3
+    reg = EntanglementRegularizer(model, layers=["relu"], alpha=1.0, temperature=5.0)
+    with pytest.raises(Exception, match=r"layer `relu` runs more than once in one forward pass"):
+        reg(model(x), y)
+    reg.remove()
+    with pytest.raises(Exception, match=r"layer `relu` runs more than once"):
+        with capture(model, ["relu"]):
+            model(x)
+    with capture(model, ["fc1"]) as store:  # a direct call of a submodule, outside a pass: fine
+        model(x)
+        model.fc1(x)
+    assert len(store["fc1"]) == 2

@@ -47,18 +47,43 @@ def shares_memory(h: torch.Tensor, output: torch.Tensor) -> bool:
 
 
 def register_output_hooks(
-    modules: dict[str, nn.Module], receive: Callable[[str, torch.Tensor], None]
+    model: nn.Module, modules: dict[str, nn.Module], receive: Callable[[str, torch.Tensor], None]
 ) -> list[torch.utils.hooks.RemovableHandle]:
     """Forward hooks that call ``receive(name, output)`` with each module's output tensor
-    (see :func:`module_output`); the caller copies what it keeps (:func:`shares_memory`)."""
+    (see :func:`module_output`); the caller copies what it keeps (:func:`shares_memory`).
+
+    Within one forward pass of ``model`` each hooked module must run once: a module that
+    runs twice (a reused activation, such as torchvision's ``BasicBlock.relu``) raises
+    ``ConfigError`` naming it, since one output per pass is what the SNNL of a layer means.
+    Calls of a submodule outside a pass of ``model`` are passed on as they come."""
+    seen: set[str] = set()
+    in_pass = [False]
+
+    def start(module, inputs):
+        seen.clear()
+        in_pass[0] = True
+
+    def end(module, inputs, output):
+        in_pass[0] = False
 
     def make(name: str):
         def hook(module, inputs, output):
+            if in_pass[0]:
+                if name in seen:
+                    raise ConfigError(
+                        f"layer `{name}` runs more than once in one forward pass of {type(model).__name__} "
+                        "(a module reused, e.g. an activation shared by two places); its output is not one "
+                        "representation per input: hook a module that runs once, such as the block around it"
+                    )
+                seen.add(name)
             receive(name, module_output(output))
 
         return hook
 
-    return [module.register_forward_hook(make(name)) for name, module in modules.items()]
+    handles = [module.register_forward_hook(make(name)) for name, module in modules.items()]
+    handles.append(model.register_forward_pre_hook(start))
+    handles.append(model.register_forward_hook(end, always_call=True))
+    return handles
 
 
 @contextlib.contextmanager
@@ -76,7 +101,7 @@ def capture(model: nn.Module, names: Sequence[str]) -> Iterator[dict[str, list[t
     def receive(name: str, output: torch.Tensor) -> None:
         store[name].append(output.detach().clone())
 
-    handles = register_output_hooks(modules, receive)
+    handles = register_output_hooks(model, modules, receive)
     try:
         yield store
     finally:

@@ -127,7 +127,7 @@ class EntanglementRegularizer(nn.Module):
         self._copy = {name: True for name in self.layer_names}
         self._watch: dict[str, tuple[torch.Tensor, int]] = {}
         self._paused = False
-        self._handles = register_output_hooks(modules, self._receive)
+        self._handles = register_output_hooks(model, modules, self._receive)
 
     @contextlib.contextmanager
     def paused(self):

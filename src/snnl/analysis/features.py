@@ -25,12 +25,11 @@ def default_layers(model: nn.Module) -> list[str]:
 
 
 def _check_one_output(store: dict[str, list[torch.Tensor]]) -> None:
+    # a module that runs twice per pass is refused by snnl.layers' hooks already
     for name, outputs in store.items():
-        if len(outputs) != 1:
-            why = ("does not run in the model's forward pass" if not outputs else
-                   f"runs {len(outputs)} times per forward pass (a module shared inside the network, such as "
-                   "torchvision's BasicBlock.relu), so it has no single output")
-            raise ConfigError(f"layer {name!r} {why}; choose another module from model.named_modules()")
+        if not outputs:
+            raise ConfigError(f"layer {name!r} does not run in the model's forward pass; "
+                              "choose another module from model.named_modules()")
 
 
 @torch.no_grad()
@@ -72,7 +71,7 @@ def layer_features(
     handles = []
     try:
         with capture(model, list(modules)) as store:
-            handles = register_output_hooks(modules, lambda name, _output: order.append(name))
+            handles = register_output_hooks(model, modules, lambda name, _output: order.append(name))
             starts = range(0, int(images.shape[0]), batch_size)
             for start in tqdm(starts, desc="analyze: forward", unit="batch", disable=not progress, leave=False):
                 x = to_unit(images[start : start + batch_size], "analyze: images").to(device)

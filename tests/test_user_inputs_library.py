@@ -176,11 +176,11 @@ def test_optimal_temperature_scale_ignores_masked_pairs():
     """The search range is centred on the median finite distance: +inf pairs must not move
     it (compare the search on the matrix with a quarter of its pairs masked to the search
     on the distances with those pairs dropped: both from the same finite distances)."""
-    from snnl.temperature import _distance_scale
+    from snnl.temperature import distance_scale
 
     dist, _ = _masked_distances()
     off = dist[~torch.eye(12, dtype=torch.bool)]
-    assert _distance_scale(dist) == pytest.approx(float(off[torch.isfinite(off)].median()))
+    assert distance_scale(dist) == pytest.approx(float(off[torch.isfinite(off)].median()))
 
 
 @pytest.mark.parametrize("bad", [float("nan"), -1.0, float("-inf")])

@@ -15,11 +15,18 @@ from typing import Any, Literal, Optional
 from pydantic import ConfigDict, Field, create_model, model_validator
 
 from snnl.config_base import Bool, NonNegInt, PosInt, Section, check, read_yaml, unique
-from snnl.data.config import TRAINABLE, DatasetName, DatasetsConfig, PerDataset, TrainableName
+from snnl.data.config import (
+    TRAINABLE,
+    DatasetName,
+    DatasetsConfig,
+    PerDataset,
+    TrainableName,
+)
 from snnl.errors import ConfigError
 from snnl.evaluate.config import EvaluateConfig
 from snnl.experiments.config import ExperimentsConfig
-from snnl.training.config import REGIMES, TrainSection, TuneConfig
+from snnl.regimes import REGIMES
+from snnl.training.config import TrainSection, TuneConfig
 
 Outliers = create_model("Outliers", __base__=PerDataset,
                         **{name: (Optional[unique(DatasetName)], None) for name in TRAINABLE})

@@ -31,9 +31,10 @@ class OptimalTemperature(NamedTuple):
     evaluations: int
 
 
-def _distance_scale(dist: torch.Tensor) -> float:
-    """Median of the strictly positive, finite off-diagonal distances (1.0 when there are
-    none); +inf entries are masked pairs and do not count."""
+def distance_scale(dist: torch.Tensor) -> float:
+    """Median of the strictly positive, finite off-diagonal entries of a (b, b) distance
+    matrix (1.0 when there are none): the centre of :func:`optimal_temperature`'s search
+    range and of the E3 curves. +inf entries are masked pairs and do not count."""
     b = dist.shape[0]
     off = dist[~torch.eye(b, dtype=torch.bool, device=dist.device)]
     pos = off[(off > 0) & torch.isfinite(off)]
@@ -74,7 +75,7 @@ def optimal_temperature(
         dist = pairwise_distances(x.double() if x.is_floating_point() else x.double(), distance)
         labels = torch.as_tensor(labels, device=dist.device)
         snnl_at = snnl_at_temperatures(dist, labels)  # checks the matrix once, masks built once
-        scale = _distance_scale(dist)
+        scale = distance_scale(dist)
         lo, hi = math.log(scale) - decades * math.log(10.0), math.log(scale) + decades * math.log(10.0)
         evals = 0
 

@@ -9,10 +9,17 @@ is the public face::
 """
 
 from snnl.checkpoint import load_checkpoint, load_model
-from snnl.training.config import REGIMES, TrainConfig, load_train_config, train_config
+from snnl.devices import resolve_device
+from snnl.regimes import REGIMES
+from snnl.training.config import TrainConfig, load_train_config, train_config
 from snnl.training.data import TrainData, channel_stats
-from snnl.training.loop import RUN_SPECIFIC_METRICS, Trainer, TrainResult, resume_path, train
-from snnl.training.optim import resolve_device
+from snnl.training.loop import (
+    RUN_SPECIFIC_METRICS,
+    Trainer,
+    TrainResult,
+    resume_path,
+    train,
+)
 from snnl.training.probe import measure as probe_measure
 from snnl.training.probe import probe_steps
 from snnl.tune import read_params

@@ -26,7 +26,8 @@ from typing import Any
 from snnl.atomic import atomic_write_json
 from snnl.config_base import check
 from snnl.errors import ConfigError, DataError, TrainingError
-from snnl.training.config import REGIMES, TrainConfig, TrainOverride, TuneConfig
+from snnl.regimes import REGIMES
+from snnl.training.config import TrainConfig, TrainOverride, TuneConfig
 from snnl.training.data import TrainData
 from snnl.training.loop import train
 

@@ -134,12 +134,12 @@ def _load_model(args: argparse.Namespace, device):
 
 def run(args: argparse.Namespace) -> int:
     from snnl.analysis import analyze, image_folder_inputs, plot_analysis, prepared_inputs
-    from snnl.commands.evaluate import resolve_device
+    from snnl.devices import resolve_device
     from snnl.experiments.common import write_csv
     from snnl.figures import save_figure
 
     _check_choice(args)
-    device = resolve_device(args.device)
+    device = resolve_device(args.device, "--device")
     model, prep, layers, identity = _load_model(args, device)
     if args.data:
         inputs = prepared_inputs(args.data, args.split, prep)

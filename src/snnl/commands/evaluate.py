@@ -58,22 +58,6 @@ def parse_outliers(items: list[str]) -> dict[str, Path]:
     return out
 
 
-def resolve_device(spec: str):
-    import torch
-
-    from snnl.errors import ConfigError
-
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(spec)
-    except RuntimeError as err:
-        raise ConfigError(f"--device {spec!r} is not a device: use auto, cpu, cuda or cuda:N") from err
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {spec}: CUDA is not available on this machine; use --device cpu")
-    return device
-
-
 def load_checkpoint_model(path: str | Path, device="cpu"):
     """:func:`snnl.checkpoint.load_model` (``weights_only=True``: a file holding pickled Python
     objects is refused with a clear message, never unpickled)."""
@@ -102,7 +86,9 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_evaluate_config(args.config)
     outlier_dirs = parse_outliers(args.outliers)
-    device = resolve_device(args.device)
+    from snnl.devices import resolve_device
+
+    device = resolve_device(args.device, "--device")
     model, ckpt = load_checkpoint_model(args.checkpoint, device=device)
     data = load_prepared(args.data)
     outliers = {name: load_prepared(path) for name, path in outlier_dirs.items()}

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 
+from snnl.regimes import REGIMES
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -24,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--data", required=True, help="prepared dataset folder (needs a validation split)")
-    p.add_argument("--regime", required=True, choices=["baseline", "entangled"])
+    p.add_argument("--regime", required=True, choices=REGIMES)
     p.add_argument("--seed", required=True, type=int, help="training seed of every trial (and the sampler's seed by default)")
     p.add_argument("--config", help="YAML config; its `train:` and `tune:` sections are read")
     p.add_argument("--dataset", help="dataset name for `train.overrides` (default: the prepared dataset's name)")

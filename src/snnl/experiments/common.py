@@ -12,7 +12,6 @@ from torch import nn
 
 from snnl.atomic import atomic_write_text
 from snnl.checks import to_unit  # noqa: F401 (used here; re-exported)
-from snnl.errors import ConfigError
 from snnl.temperature import optimal_temperature
 from snnl.layers import capture  # noqa: F401 (used here; re-exported)
 
@@ -23,14 +22,6 @@ LOGITS = "logits"
 def write_csv(df: pd.DataFrame, path: str | Path) -> Path:
     """Write ``df`` (without its index) to ``path`` atomically."""
     return atomic_write_text(path, df.to_csv(index=False, lineterminator="\n"))
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} requested but CUDA is not available; use device: auto or cpu")
-    return torch.device(name)
 
 
 def seeded_subset(n_total: int, n: int, seed: int) -> torch.Tensor:

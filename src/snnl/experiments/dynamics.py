@@ -26,9 +26,9 @@ from pathlib import Path
 import pandas as pd
 
 from snnl.errors import DataError
+from snnl.regimes import REGIMES
 
 REQUIRED_COLUMNS = ("step", "layer", "snnl")
-REGIME_ORDER = ("baseline", "entangled")
 _SEED_PART = re.compile(r"seed(\d+)(?!\d)")
 
 
@@ -132,7 +132,7 @@ def plot(df: pd.DataFrame, band: str = "sd", title: str | None = None):
 
     set_style()
     datasets = _ordered(df["dataset"])
-    regimes = _ordered(df["regime"], REGIME_ORDER)
+    regimes = _ordered(df["regime"], REGIMES)
     fig, axes = plt.subplots(
         len(datasets), len(regimes), figsize=(5.2 * len(regimes) + 2.0, 3.9 * len(datasets)), squeeze=False, sharex="row", sharey="row"
     )

@@ -25,7 +25,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from snnl.errors import DataError, TrainingError
-from snnl.experiments.common import capture, resolve_device, snnl_at_optimal, to_unit
+from snnl.devices import resolve_device
+from snnl.experiments.common import capture, snnl_at_optimal, to_unit
 from snnl.experiments.config import GanConfig
 
 PIXELS = "pixels"
@@ -202,7 +203,7 @@ def train_gan(
     n_data = images.shape[0]
     if n_data < 2:
         raise DataError(f"the GAN needs at least 2 images, got {n_data}")
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, "experiments.gan.device")
     torch.manual_seed(cfg.seed)
     data = to_unit(images).to(device)
     shape = tuple(data.shape[1:])

@@ -24,7 +24,7 @@ from torch import nn
 from snnl.experiments.common import INPUT, LOGITS, layer_outputs
 from snnl.loss import pairwise_distances, snnl_at_temperatures
 from snnl.regularizer import hidden_layer_names
-from snnl.temperature import optimal_temperature
+from snnl.temperature import distance_scale, optimal_temperature
 
 CURVE_COLUMNS = ["model", "layer", "layer_index", "log10_t", "snnl"]
 MINIMA_COLUMNS = [
@@ -51,14 +51,6 @@ def baseline_snnl(labels: torch.Tensor) -> float:
     return float(torch.log((b - 1) / (counts[valid] - 1)).mean())
 
 
-def median_distance(dist: torch.Tensor) -> float:
-    """Median of the strictly positive off-diagonal entries of a distance matrix (1.0 if none):
-    the centre of :func:`snnl.optimal_temperature`'s search range."""
-    off = dist[~torch.eye(dist.shape[0], dtype=torch.bool, device=dist.device)]
-    pos = off[off > 0]
-    return float(pos.median()) if pos.numel() else 1.0
-
-
 def curve_for_features(
     features: torch.Tensor, labels: torch.Tensor, decades: float = 4.0, points: int = 81
 ) -> tuple[np.ndarray, np.ndarray, float]:
@@ -70,7 +62,7 @@ def curve_for_features(
     with torch.no_grad():
         dist = pairwise_distances(features.detach().double())
         labels = torch.as_tensor(labels, device=dist.device)
-        centre = math.log10(median_distance(dist))
+        centre = math.log10(distance_scale(dist))
         grid = np.linspace(centre - decades, centre + decades, points)
         snnl_at = snnl_at_temperatures(dist, labels)
         values = np.array([float(snnl_at(10.0**g)) for g in grid])

@@ -26,13 +26,12 @@ from typing import Any
 import pandas as pd
 
 from snnl.checks import check_values
+from snnl.regimes import BASELINE, ENTANGLED, REGIMES
 from snnl.tables import fmt
 from snnl.tables.inputs import Inputs, RunKey
 from snnl.tables.stats import Estimate, mean_ci, paired
 
-BASELINE, ENTANGLED = "baseline", "entangled"
 DIFF = "entangled - baseline"
-REGIME_ORDER = (BASELINE, ENTANGLED)
 
 ACCURACY_COLUMNS = ["dataset", "regime", "metric", "n", "mean", "ci_lo", "ci_hi", "seeds"]
 OOD_COLUMNS = ["dataset", "set", "regime", "metric", "n", "mean", "ci_lo", "ci_hi", "seeds"]
@@ -79,7 +78,7 @@ def collect(keys: Iterable[RunKey], value: Callable[[RunKey], Any]) -> dict[str,
 
 
 def regimes_of(values: Values) -> list[str]:
-    return [r for r in REGIME_ORDER if r in values] + sorted(r for r in values if r not in REGIME_ORDER)
+    return [r for r in REGIMES if r in values] + sorted(r for r in values if r not in REGIMES)
 
 
 def estimates(values: Values, level: float) -> list[tuple[str, Estimate, list[int]]]:

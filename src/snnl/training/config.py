@@ -13,9 +13,8 @@ from pydantic import Field, ValidationError, ValidationInfo, create_model, field
 from snnl.config_base import Bool, Device, Float, Int, Layers, NonNegFloat, NonNegInt, PosFloat, PosInt, Section
 from snnl.config_base import check, describe, require, section_of
 from snnl.data.config import TRAINABLE, PerDataset
-from snnl.errors import ConfigError
 
-REGIMES = ("baseline", "entangled")
+from snnl.regimes import REGIMES
 
 
 class TrainConfig(Section):

@@ -45,14 +45,16 @@ from snnl.checkpoint import (
     load_state_strict,
     restore_rng_state,
 )
+from snnl.devices import resolve_device
 from snnl.errors import CheckpointError, ConfigError, TrainingError
 from snnl.models import build_model
+from snnl.regimes import ENTANGLED, REGIMES
 from snnl.regularizer import EntanglementRegularizer
 from snnl.training import probe as probe_mod
 from snnl.training.batches import augment, to_unit
-from snnl.training.config import REGIMES, TrainConfig
+from snnl.training.config import TrainConfig
 from snnl.training.data import TrainData, channel_stats
-from snnl.training.optim import make_optimizer, make_scheduler, resolve_device
+from snnl.training.optim import make_optimizer, make_scheduler
 
 # Config keys that may change between a checkpoint and its resumption.
 RESUMABLE_CHANGES = {"checkpoint_every", "eval_batch_size", "device", "threads"}
@@ -114,7 +116,7 @@ class Trainer:
         self.stream = stream if stream is not None else sys.stderr
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        self.device = resolve_device(cfg.device)
+        self.device = resolve_device(cfg.device, "train.device")
         self.bf16 = bool(cfg.bf16 and self.device.type == "cuda")
 
         # data on the device
@@ -141,7 +143,7 @@ class Trainer:
         self.model.normalize.set_stats(mean, std)
         self.model.to(self.device)
         self.layers = list(getattr(self.model, "hidden_layers")) if cfg.layers == "all" else list(cfg.layers)
-        self.alpha = cfg.alpha if regime == "entangled" else 0.0
+        self.alpha = cfg.alpha if regime == ENTANGLED else 0.0
         self.regularizer = EntanglementRegularizer(
             self.model,
             layers=self.layers,

@@ -8,16 +8,7 @@ from typing import Iterable
 import torch
 from torch import nn
 
-from snnl.errors import ConfigError
 from snnl.training.config import TrainConfig
-
-
-def resolve_device(spec: str) -> torch.device:
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if spec.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"`train.device: {spec}` but CUDA is not available here; use `device: auto` or `cpu`")
-    return torch.device(spec)
 
 
 def make_optimizer(cfg: TrainConfig, params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:

@@ -40,6 +40,7 @@ class TrainConfig(Section):
     crop_padding: NonNegInt = 4
     device: Device = "auto"
     bf16: Bool = False
+    channels_last: Bool = True
     threads: Optional[PosInt] = None
     alpha: Float = 0.1
     initial_temperature: PosFloat = 100.0

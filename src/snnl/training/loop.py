@@ -142,6 +142,9 @@ class Trainer:
         mean, std = channel_stats(x)
         self.model.normalize.set_stats(mean, std)
         self.model.to(self.device)
+        self.channels_last = bool(cfg.channels_last and len(data.shape) == 3)
+        if self.channels_last:  # NHWC: oneDNN's and cuDNN's fast convolution layout
+            self.model.to(memory_format=torch.channels_last)
         self.layers = list(getattr(self.model, "hidden_layers")) if cfg.layers == "all" else list(cfg.layers)
         self.alpha = cfg.alpha if regime == ENTANGLED else 0.0
         self.regularizer = EntanglementRegularizer(
@@ -430,6 +433,8 @@ class Trainer:
         b = self.batch_in_epoch
         idx = self.perm[b * self.batch_size : (b + 1) * self.batch_size].to(self.device)
         x = augment(to_unit(self.x_train[idx]), cfg.augmentation, cfg.crop_padding, self.generator)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         return x, self.y_train[idx]
 
     def is_log_step(self, step: int) -> bool:

@@ -22,9 +22,12 @@ and its own code through PYTHONPATH.
            other output compared and listed; a run with another seed list (`--seeds`): every
            per-seed number differs from the reference's.
 5. share   in the finished reference copy (made a git repository), the README's sharing
-           path: a local DVC remote, `dvc commit -f`, `dvc push`, commit of dvc.lock; then a
+           path: a DVC remote, `dvc commit -f`, `dvc push`, commit of dvc.lock; then a
            `git clone` elsewhere, the same remote, `make pull`: every DVC-tracked file
            byte-identical, `snakemake -n` has nothing to do, `make reproduce` runs no job.
+           The remote (`--remote`): `ssh` (default), DVC's ssh remote on an sshd this script
+           starts on 127.0.0.1 (tests/helpers/services.py; as root, after `make
+           debian-services`), or `folder`, a local folder.
 
 Prints progress with timings, writes a JSON summary (path printed at the end) and exits 1
 when any check fails. Results are recorded in docs/RELIABILITY.md.
@@ -57,6 +60,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from snnl.training.loop import RUN_SPECIFIC_METRICS
 
 sys.path.insert(0, str(ROOT / "tests"))
+from helpers.services import ssh_server, ssh_unavailable  # the sharing drill's ssh remote
 from workflow_helpers import jobs as job_counts  # the 'Job stats' table of Snakemake's output
 
 VENV = ROOT / ".venv"
@@ -140,17 +144,18 @@ def make_cmd(target: str, config: str) -> list[str]:
     return ["make", "--no-print-directory", "-o", STAMP, target, f"CONFIG={config}"]
 
 
-def start_make(work: Path, target: str, config: str, log: Path) -> subprocess.Popen:
+def start_make(work: Path, target: str, config: str, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     with open(log, "wb") as fh:  # the child keeps its own descriptor
         return subprocess.Popen(
-            make_cmd(target, config), cwd=work, env=make_env(work), stdout=fh, stderr=subprocess.STDOUT,
+            make_cmd(target, config), cwd=work, env=env or make_env(work), stdout=fh, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
         )
 
 
-def run_make(work: Path, target: str, config: str, log: Path, timeout: float = 3600) -> tuple[int, float]:
+def run_make(work: Path, target: str, config: str, log: Path, timeout: float = 3600,
+             env: dict[str, str] | None = None) -> tuple[int, float]:
     t = time.monotonic()
-    proc = start_make(work, target, config, log)
+    proc = start_make(work, target, config, log, env)
     try:
         rc = proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -619,14 +624,43 @@ def dvc_tracked(work: Path) -> dict[str, str]:
     return digests
 
 
-def share_drill(report: Report, scratch: Path, ref: Path, config: str) -> dict[str, Any]:
+def share_drill(report: Report, scratch: Path, ref: Path, config: str, remote_kind: str = "ssh") -> dict[str, Any]:
     drill = "share"
-    result: dict[str, Any] = {}
-    remote, clone = scratch / "dvc-remote", scratch / "clone"
-    env = make_env(ref)
+    result: dict[str, Any] = {"remote": remote_kind}
+    if remote_kind == "ssh":
+        reason = ssh_unavailable()
+        if not report.check(drill, "an sshd for DVC's ssh remote (tests/helpers/services.py)", reason is None, reason or ""):
+            return result
+        with ssh_server() as server:
+            result.update(_share(report, scratch, ref, config, server.url(scratch / "dvc-remote"),
+                                 {"port": str(server.port), "user": server.user, "keyfile": str(server.key)},
+                                 {"HOME": str(server.home)}))
+            logins = server.log().count(f"Accepted publickey for {server.user} from 127.0.0.1")
+            result["ssh_logins"] = logins
+            if "push" in result:
+                report.check(drill, "push and pull went through sshd (key-based logins in its log)", logins >= 2,
+                             f"{logins} logins")
+        return result
+    return {**result, **_share(report, scratch, ref, config, str(scratch / "dvc-remote"), {}, {})}
+
+
+def _share(report: Report, scratch: Path, ref: Path, config: str, url: str, options: dict[str, str],
+           extra_env: dict[str, str]) -> dict[str, Any]:
+    """The sharing drill through the remote at ``url`` with ``options`` (dvc remote modify
+    --local), every command run with ``extra_env`` (HOME for the ssh remote's known_hosts)."""
+    drill = "share"
+    result: dict[str, Any] = {"url": url}
+    clone = scratch / "clone"
+    env = {**make_env(ref), **extra_env}
     git = ["git", "-c", "user.name=drills", "-c", "user.email=drills@example.invalid"]
     dvc = str(VENV / "bin" / "dvc")
-    say(f"{drill}: git repository of the reference copy, DVC remote {remote}, dvc commit -f, dvc push")
+
+    def add_remote(work: Path, work_env: dict[str, str]) -> None:
+        run([dvc, "remote", "add", "--local", "-d", "storage", url], work, work_env)
+        for key, value in options.items():
+            run([dvc, "remote", "modify", "--local", "storage", key, value], work, work_env)
+
+    say(f"{drill}: git repository of the reference copy, DVC remote {url}, dvc commit -f, dvc push")
     t = time.monotonic()
     try:
         run(["git", "init", "-q"], ref, env)
@@ -634,7 +668,7 @@ def share_drill(report: Report, scratch: Path, ref: Path, config: str) -> dict[s
             fh.write(".venv\n")  # the symlink to this checkout's (.gitignore's `.venv/` is for folders)
         run(git + ["add", "-A"], ref, env)
         run(git + ["commit", "-q", "-m", "snapshot of the working tree"], ref, env)
-        run([dvc, "remote", "add", "--local", "-d", "storage", str(remote)], ref, env)
+        add_remote(ref, env)
         run([dvc, "commit", "-f", "-q"], ref, env)
         run([dvc, "push", "-q"], ref, env)
         run(git + ["add", "dvc.lock"], ref, env)
@@ -650,9 +684,9 @@ def share_drill(report: Report, scratch: Path, ref: Path, config: str) -> dict[s
     say(f"{drill}: git clone to {clone}, the same remote, make pull")
     run(["git", "clone", "-q", str(ref), str(clone)], scratch, env)
     (clone / ".venv").symlink_to(VENV)
-    env = make_env(clone)
-    run([dvc, "remote", "add", "--local", "-d", "storage", str(remote)], clone, env)
-    rc, secs = run_make(clone, "pull", config, scratch / "clone.pull.log")
+    env = {**make_env(clone), **extra_env}
+    add_remote(clone, env)
+    rc, secs = run_make(clone, "pull", config, scratch / "clone.pull.log", env=env)
     result["pull_seconds"] = round(secs, 1)
     if not report.check(drill, "make pull succeeds", rc == 0, f"{secs:.0f} s" if rc == 0 else tail(scratch / "clone.pull.log")):
         return result
@@ -666,7 +700,7 @@ def share_drill(report: Report, scratch: Path, ref: Path, config: str) -> dict[s
     text = dry.stdout + dry.stderr
     report.check(drill, "snakemake -n after make pull: nothing to be done", dry.returncode == 0 and "Nothing to be done" in text,
                  "" if "Nothing to be done" in text else job_counts(text) or text[-2000:])
-    rc, secs = run_make(clone, "reproduce", config, scratch / "clone.reproduce.log")
+    rc, secs = run_make(clone, "reproduce", config, scratch / "clone.reproduce.log", env=env)
     jobs = job_counts((scratch / "clone.reproduce.log").read_text(errors="replace"))
     result["reproduce_after_pull"] = {"rc": rc, "seconds": round(secs, 1), "jobs": jobs}
     report.check(drill, "make reproduce after make pull runs no job", rc == 0 and not jobs,
@@ -685,6 +719,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--moments", nargs="+", choices=MOMENTS, default=MOMENTS, help="kill moments (default: all)")
     ap.add_argument("--seeds", nargs="+", type=int, default=[3, 4, 5], help="the other seed list (default: 3 4 5)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch copies also when every check passes")
+    ap.add_argument("--remote", choices=["ssh", "folder"], default="ssh",
+                    help="the sharing drill's DVC remote: ssh (an sshd on 127.0.0.1, started here) or a local folder "
+                         "(default: %(default)s)")
     args = ap.parse_args(argv)
 
     scratch = args.scratch or Path(f"/tmp/snnl-drills-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
@@ -715,7 +752,7 @@ def main(argv: list[str] | None = None) -> int:
             if "determinism" in args.only:
                 report.drills["determinism"] = determinism_drill(report, scratch, ref, args.config, args.seeds)
             if "share" in args.only:  # last: it commits the reference copy's outputs into DVC's cache
-                report.drills["share"] = share_drill(report, scratch, ref, args.config)
+                report.drills["share"] = share_drill(report, scratch, ref, args.config, args.remote)
     except Exception as err:  # noqa: BLE001 -- a drill's own failure is a failed check, with its summary written
         report.check("drills", "the drills ran to the end", False, f"{type(err).__name__}: {err}")
     summary["finished"] = datetime.now(UTC).isoformat(timespec="seconds")

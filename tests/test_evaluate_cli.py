@@ -130,14 +130,36 @@ def test_same_seed_same_numbers(workspace, tmp_path):
 
 def test_compare_regimes(workspace):
     out = workspace / "compare"
-    rc = main(["evaluate", "--compare", str(workspace / "eval_baseline"), str(workspace / "eval_entangled"),
-               "--out", str(out), "--quiet"])
+    pair = ["--baseline", str(workspace / "eval_baseline"), "--entangled", str(workspace / "eval_entangled")]
+    rc = main(["compare-regimes", *pair, "--out", str(out), "--quiet"])
     assert rc == 0
     for name in ("tsne_layers_compare.png", "tsne_gradients_compare.png", "confidence_compare.png",
                  "detection_compare.csv"):
         assert (out / name).is_file()
     table = pd.read_csv(out / "detection_compare.csv")
     assert set(table["regime"]) == {"baseline", "entangled"}
+    # each output straight to its own path (the pipeline's rule): the same bytes as under --out
+    own = workspace / "own"
+    rc = main(["compare-regimes", *pair, "--tsne-layers", str(own / "a.png"), "--confidence", str(own / "b.png"),
+               "--detection", str(own / "c.csv"), "--quiet"])
+    assert rc == 0 and sorted(p.name for p in own.iterdir()) == ["a.png", "b.png", "c.csv"]
+    assert (own / "a.png").read_bytes() == (out / "tsne_layers_compare.png").read_bytes()
+    assert (own / "c.csv").read_bytes() == (out / "detection_compare.csv").read_bytes()
+
+
+def test_compare_regimes_refuses_a_figure_it_cannot_draw(workspace, tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(CONFIG.replace("tsne_size: 60", "tsne_size: 0"))
+    assert main(["evaluate", "--checkpoint", str(workspace / "entangled.pt"), "--data", str(workspace / "digits"),
+                 "--config", str(cfg), "--device", "cpu", "--out", str(tmp_path / "ent"), "--quiet"]) == 0
+    pair = ["--baseline", str(workspace / "eval_baseline"), "--entangled", str(tmp_path / "ent")]
+    assert main(["compare-regimes", *pair, "--tsne-layers", str(tmp_path / "t.png"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "tsne_layers" in err and "evaluate.tsne_size < 4" in err and not (tmp_path / "t.png").exists()
+    assert main(["compare-regimes", *pair, "--quiet"]) == 2
+    assert "writes nothing" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # the old `snnl evaluate --compare` form is gone (an unknown flag)
+        main(["evaluate", "--compare", str(workspace / "eval_baseline"), "--out", str(tmp_path / "x")])
 
 
 class _Payload:

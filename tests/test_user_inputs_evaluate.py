@@ -174,7 +174,7 @@ def test_evaluate_skips_the_embeddings_and_says_why(evaluated):
 
 def test_compare_and_tables_still_work_and_report_the_skip(evaluated, tmp_path):
     from snnl.cli import main
-    from snnl.evaluate.run import compare_regimes
+    from snnl.evaluate import compare_regimes
 
     vanishing = _finished(evaluated)
     written = {p.name for p in compare_regimes({r: vanishing / r / "seed0" for r in ("baseline", "entangled")},

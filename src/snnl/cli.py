@@ -23,6 +23,7 @@ COMMAND_MODULES: list[str] = [
     "snnl.commands.train",
     "snnl.commands.tune",
     "snnl.commands.evaluate",
+    "snnl.commands.compare_regimes",
     "snnl.commands.analyze",
     "snnl.commands.synthetic",
     "snnl.commands.temperature_curve",

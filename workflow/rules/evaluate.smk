@@ -50,17 +50,16 @@ rule compare_regimes:
             caption="../report/confidence.rst",
             category="E8 outlier confidence",
         ),
+        detection="results/evaluation/{dataset}/compare/detection_compare.csv",
     log:
         "logs/compare_regimes/{dataset}.log",
     conda:
         CONDA_ENV
     threads: 1
     params:
-        outdir="results/evaluation/{dataset}/compare",
         baseline=lambda w, input: os.path.dirname(input.baseline),
         entangled=lambda w, input: os.path.dirname(input.entangled),
     shell:
-        "(snnl evaluate --compare {params.baseline} {params.entangled} --out {params.outdir} --quiet"
-        " && cp {params.outdir}/tsne_layers_compare.png {output.tsne}"
-        " && cp {params.outdir}/tsne_gradients_compare.png {output.gradients}"
-        " && cp {params.outdir}/confidence_compare.png {output.confidence}) > {log} 2>&1"
+        "snnl compare-regimes --baseline {params.baseline} --entangled {params.entangled}"
+        " --tsne-layers {output.tsne} --tsne-gradients {output.gradients}"
+        " --confidence {output.confidence} --detection {output.detection} --quiet > {log} 2>&1"

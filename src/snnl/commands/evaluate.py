@@ -5,13 +5,10 @@ r"""`snnl evaluate`: accuracy, calibration on outliers, attacks, neighbour-based
         noise=data/prepared/noise-like-mnist5k [--config config/default.yaml] \
         --out results/evaluate/mnist5k/entangled/seed0
 
-    snnl evaluate --compare results/evaluate/mnist5k/baseline/seed0 \
-        results/evaluate/mnist5k/entangled/seed0 --out results/figures/evaluate/mnist5k/seed0
-
-The first form evaluates one checkpoint (settings from the config's `evaluate:` section)
-and writes samples.csv, detection.csv, attacks.csv, tsne_*.csv, figures and summary.json
-into OUT (see snnl.evaluate.run). The second draws baseline-vs-entangled figures and a
-merged detection table from two such folders.
+Evaluates one checkpoint (settings from the config's `evaluate:` section) and writes
+samples.csv, detection.csv, attacks.csv, tsne_*.csv, figures and summary.json into OUT
+(see snnl.evaluate.run). `snnl compare-regimes` draws baseline-vs-entangled figures from
+two such folders.
 """
 
 from __future__ import annotations
@@ -33,8 +30,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="outlier sets prepared with `snnl prepare-data --like` (repeatable)")
     p.add_argument("--config", metavar="FILE", help="YAML config; its `evaluate:` section is read")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
-    p.add_argument("--compare", nargs=2, metavar=("BASELINE_DIR", "ENTANGLED_DIR"),
-                   help="draw baseline-vs-entangled figures from two evaluation folders instead")
     p.add_argument("--out", required=True, metavar="OUTDIR", help="output folder")
     p.add_argument("--quiet", action="store_true", help="no progress bars or messages")
     p.set_defaults(func=run)
@@ -69,17 +64,9 @@ def load_checkpoint_model(path: str | Path, device="cpu"):
 def run(args: argparse.Namespace) -> int:
     from snnl.errors import ConfigError
 
-    if args.compare:
-        if args.checkpoint or args.data or args.outliers:
-            raise ConfigError("--compare draws from finished evaluations; do not pass --checkpoint, --data or --outliers")
-        from snnl.evaluate import compare_regimes
-
-        written = compare_regimes({"baseline": args.compare[0], "entangled": args.compare[1]}, args.out)
-        if not args.quiet:
-            print(f"wrote {', '.join(str(p) for p in written)}")
-        return 0
     if not args.checkpoint or not args.data:
-        raise ConfigError("snnl evaluate needs --checkpoint CKPT and --data DIR (or --compare BASELINE_DIR ENTANGLED_DIR)")
+        raise ConfigError("snnl evaluate needs --checkpoint CKPT and --data DIR (baseline-vs-entangled figures: "
+                          "snnl compare-regimes)")
 
     from snnl.data import load_prepared
     from snnl.evaluate import evaluate, load_evaluate_config

@@ -7,7 +7,8 @@
 Accuracy, calibration (ECE, max-softmax on outliers), FGSM/PGD attacks (:mod:`snnl.attacks`),
 neighbour-based detection with the SNNL against a reference set and the max-softmax and
 deep k-NN baselines, and t-SNE embeddings of hidden layers and of adversarial gradients.
-The command line is `snnl evaluate` (:mod:`snnl.commands.evaluate`).
+The command lines are `snnl evaluate` (:mod:`snnl.commands.evaluate`) and `snnl compare-regimes`
+(:mod:`snnl.commands.compare_regimes`).
 """
 
 import importlib
@@ -22,7 +23,9 @@ _SOURCES = {
     ],
     "snnl.evaluate.embeddings": ["gradient_embedding", "layer_embeddings", "sign_gradients", "tsne_2d"],
     "snnl.evaluate.metrics": ["accuracy", "detection_metrics", "expected_calibration_error", "fpr_at_tpr"],
-    "snnl.evaluate.run": ["compare_regimes", "evaluate", "stratified_subset"],
+    "snnl.evaluate.compare": ["compare_regimes"],
+    "snnl.evaluate.run": ["evaluate"],
+    "snnl.evaluate.sets": ["stratified_subset"],
 }
 _MODULE_OF = {name: module for module, names in _SOURCES.items() for name in names}
 

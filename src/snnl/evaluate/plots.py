@@ -6,7 +6,7 @@ Per checkpoint (`snnl evaluate`):
     themselves and coloured by class;
   * ``confidence.png`` (E8): max-softmax histograms, test vs each outlier set.
 
-Baseline vs entangled (`snnl evaluate --compare BASELINE_DIR ENTANGLED_DIR`): the same
+Baseline vs entangled (`snnl compare-regimes`, :mod:`snnl.evaluate.compare`): the same
 three figures with one row (or colour) per regime, read back from the CSVs.
 """
 

@@ -149,7 +149,7 @@ def test_dvc_round_trip_restores_everything_and_nothing_reruns(tiny_run, tmp_pat
 
 
 def test_report_holds_every_figure_and_renders(tiny_run):
-    from snnl.report_check import check_rendered, check_report, find_chromium
+    from snnl.pipeline.report import check_rendered, check_report, find_chromium
 
     work = tiny_run
     snakemake(work, "--configfile", "config/tiny.yaml", "--report", "results/report.html")

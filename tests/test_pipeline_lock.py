@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from snnl.cli import main
-from snnl.pipeline_lock import is_pipeline_command, lock_state
+from snnl.pipeline.lock import is_pipeline_command, lock_state
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}

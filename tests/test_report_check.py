@@ -1,4 +1,4 @@
-"""snnl.report_check on hand-made reports: it must notice a missing or broken figure."""
+"""snnl.pipeline.report on hand-made reports: it must notice a missing or broken figure."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from snnl.report_check import ReportError, check_report
+from snnl.pipeline.report import ReportError, check_report
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
 

@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from snnl.report_check import ReportError, check_rendered, check_report, find_chromium
+    from snnl.pipeline.report import ReportError, check_rendered, check_report, find_chromium
 
     figures = sorted(str(p) for p in Path(args.figures).glob("*.png"))
     if not figures:

@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from snnl.pipeline_lock import lock_state
+    from snnl.pipeline.lock import lock_state
 
     state = lock_state(args.dir)
     if not state.locks:

@@ -10,16 +10,9 @@ from test_attacks import tiny_digits, tiny_model
 from snnl import optimal_temperature, soft_nearest_neighbor_loss
 from snnl.attacks import fgsm
 from snnl.errors import ConfigError
-from snnl.evaluate.detection import (
-    ZScoreCombiner,
-    build_reference,
-    forward_features,
-    knn_scores,
-    resolve_layers,
-    score_images,
-    snnl_scores,
-)
+from snnl.evaluate.detection import ZScoreCombiner, build_reference, knn_scores, score_images, snnl_scores
 from snnl.evaluate.metrics import detection_metrics
+from snnl.layers import layer_outputs, resolve_layers
 
 
 def _loop_score(q: np.ndarray, label: int, ref: np.ndarray, ref_labels: np.ndarray, t: float) -> float:
@@ -79,7 +72,7 @@ def test_knn_scores_against_sklearn():
 
 def test_reference_distances_and_temperatures(setup):
     model, ref, (xtr, ytr), _, layers, idx = setup
-    _, feats = forward_features(model, xtr[idx], layers)
+    feats = layer_outputs(model, xtr[idx], layers)
     for name in layers:
         f = feats[name].double()
         d = ref.distances(name, feats[name][:20]).double()
@@ -102,8 +95,8 @@ def test_score_images_uses_the_predicted_label_not_the_true_one(setup):
     assert np.array_equal(s.pred, pred)
     wrong = np.flatnonzero(pred != yt[:150].numpy())
     assert len(wrong) > 30
-    _, ref_feats = forward_features(model, xtr[idx], layers)
-    _, q_feats = forward_features(model, adv, layers)
+    ref_feats = layer_outputs(model, xtr[idx], layers)
+    q_feats = layer_outputs(model, adv, layers)
     ref_y = ytr[idx].numpy()
     for name in layers:
         t = ref.temperatures[name].temperature

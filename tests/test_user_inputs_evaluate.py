@@ -27,18 +27,22 @@ def _normalised_digits() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_every_image_entry_point_refuses_normalised_pixels():
-    from snnl.evaluate.detection import build_reference, forward_features, score_images
-    from snnl.evaluate.embeddings import sign_gradients
-    from snnl.experiments.common import layer_outputs as experiment_layer_outputs
+    from snnl.analysis.features import layer_features
+    from snnl.evaluate.detection import build_reference, score_images
+    from snnl.evaluate.embeddings import layer_embeddings, sign_gradients
+    from snnl.experiments.temperature_curve import representations
+    from snnl.layers import layer_outputs
     from snnl.training.probe import layer_outputs as probe_layer_outputs
 
     model = tiny_model()
     x, y = _normalised_digits()
     calls = {
-        "forward_features": lambda: forward_features(model, x, ["fc1"]),
+        "layers.layer_outputs": lambda: layer_outputs(model, x, ["fc1"]),
         "build_reference": lambda: build_reference(model, x, y, ["fc1"]),
+        "layer_embeddings": lambda: layer_embeddings(model, x, ["fc1"]),
         "sign_gradients": lambda: sign_gradients(model, x, y),
-        "experiments.layer_outputs": lambda: experiment_layer_outputs(model, x, ["fc1"]),
+        "temperature_curve.representations": lambda: representations(model, x, ["fc1"]),
+        "analysis.layer_features": lambda: layer_features(model, x, ["fc1"]),
         "training.probe.layer_outputs": lambda: probe_layer_outputs(model, x, ["fc1"]),
     }
     for name, call in calls.items():
@@ -51,16 +55,16 @@ def test_every_image_entry_point_refuses_normalised_pixels():
     nan = xt[:8].float() / 255.0
     nan[2, 0, 3, 3] = float("nan")
     with pytest.raises(ValueError, match="NaN or inf"):
-        forward_features(model, nan, ["fc1"])
+        layer_outputs(model, nan, ["fc1"])
 
 
 def test_uint8_and_unit_floats_give_the_same_pixels_everywhere():
     from snnl.checks import to_unit
     from snnl.evaluate import detection
-    from snnl.experiments import common
+    from snnl import layers
     from snnl.training import batches
 
-    assert detection.to_unit is to_unit and common.to_unit is to_unit and batches.to_unit is to_unit  # one home
+    assert detection.to_unit is to_unit and layers.to_unit is to_unit and batches.to_unit is to_unit  # one home
     _, (xt, _) = tiny_digits()
     expected = xt[:20].numpy().astype(np.float64) / 255.0  # float64 oracle
     assert np.allclose(to_unit(xt[:20]).numpy(), expected, atol=1e-7)

@@ -12,7 +12,8 @@ from snnl.loss import (
     soft_nearest_neighbor_loss,
     soft_nearest_neighbor_losses,
 )
-from snnl.regularizer import EntanglementRegularizer, RegularizedLoss, hidden_layer_names
+from snnl.layers import hidden_layer_names
+from snnl.regularizer import EntanglementRegularizer, RegularizedLoss
 from snnl.temperature import OnlineTemperature, OptimalTemperature, optimal_temperature
 
 __version__ = "0.1.0"

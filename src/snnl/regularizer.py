@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from snnl.errors import ConfigError
-from snnl.layers import register_output_hooks, resolve_modules, shares_memory
+from snnl.layers import hidden_layer_names, register_output_hooks, resolve_modules, shares_memory
 from snnl.loss import DistanceSpec, soft_nearest_neighbor_loss, soft_nearest_neighbor_losses
 from snnl.temperature import OnlineTemperature, optimal_temperature
 
@@ -37,24 +37,6 @@ class RegularizedLoss:
         tensors = [self.cross_entropy, self.total, *self.snnl.values(), *self.temperature.values()]
         values = torch.stack([t.detach().to(torch.float64).reshape(()) for t in tensors]).tolist()
         return dict(zip(keys, values))
-
-
-def hidden_layer_names(model: nn.Module) -> list[str]:
-    """The layers "all hidden layers" means for ``model``.
-
-    If the model defines ``hidden_layers`` (a list of module names), that list;
-    otherwise every direct child except the last one (the logits).
-    """
-    names = getattr(model, "hidden_layers", None)
-    if names is not None:
-        return list(names)
-    children = [name for name, _ in model.named_children()]
-    if len(children) < 2:
-        raise ConfigError(
-            f"{type(model).__name__} has {len(children)} direct child module(s), so 'all hidden layers' "
-            "is ambiguous; pass layers=[...] with module names (see model.named_modules())"
-        )
-    return children[:-1]
 
 
 class EntanglementRegularizer(nn.Module):

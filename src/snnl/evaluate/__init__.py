@@ -18,14 +18,14 @@ import importlib
 _SOURCES = {
     "snnl.evaluate.config": ["EvaluateConfig", "load_evaluate_config"],
     "snnl.evaluate.detection": [
-        "Reference", "SetScores", "ZScoreCombiner", "build_reference", "knn_scores",
-        "resolve_layers", "score_images", "snnl_scores",
+        "Reference", "SetScores", "ZScoreCombiner", "build_reference", "knn_scores", "score_images", "snnl_scores",
     ],
     "snnl.evaluate.embeddings": ["gradient_embedding", "layer_embeddings", "sign_gradients", "tsne_2d"],
     "snnl.evaluate.metrics": ["accuracy", "detection_metrics", "expected_calibration_error", "fpr_at_tpr"],
     "snnl.evaluate.compare": ["compare_regimes"],
     "snnl.evaluate.run": ["evaluate"],
     "snnl.evaluate.sets": ["stratified_subset"],
+    "snnl.layers": ["resolve_layers"],
 }
 _MODULE_OF = {name: module for module, names in _SOURCES.items() for name in names}
 

@@ -29,59 +29,12 @@ import torch
 from torch import nn
 
 from snnl.checks import to_unit
-from snnl.errors import ConfigError, DataError
-from snnl.layers import capture
+from snnl.errors import DataError
+from snnl.layers import capture, layer_outputs
 from snnl.loss import snnl_from_distances
 from snnl.temperature import OptimalTemperature, optimal_temperature
 
 COMBINED = "combined"
-
-
-# ---------------------------------------------------------------------------------------
-# hidden-layer outputs
-
-
-def resolve_layers(model: nn.Module, layers: str | Sequence[str] = "all") -> list[str]:
-    """The model's ``hidden_layers`` (``"all"``) or the given names, each checked to exist."""
-    hidden = list(getattr(model, "hidden_layers", []) or [])
-    if layers == "all":
-        if not hidden:
-            raise ConfigError(
-                f"{type(model).__name__} names no hidden layers (`model.hidden_layers`); "
-                "list the module names in `evaluate.layers`"
-            )
-        return hidden
-    modules = dict(model.named_modules())
-    missing = [name for name in layers if name not in modules or name == ""]
-    if missing:
-        raise ConfigError(
-            f"`evaluate.layers` names {missing}, which are not modules of this {type(model).__name__}; "
-            f"its hidden layers are {hidden}"
-        )
-    return list(layers)
-
-
-def _flat(h: torch.Tensor) -> torch.Tensor:
-    """A captured layer output flattened per sample, in float32."""
-    return h.reshape(h.shape[0], -1).float()
-
-
-@torch.no_grad()
-def forward_features(
-    model: nn.Module,
-    images: torch.Tensor,
-    layers: Sequence[str],
-    *,
-    batch_size: int = 500,
-    device: torch.device | str = "cpu",
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """(logits, {layer: flattened outputs}) for all ``images``, on ``device``."""
-    logits = []
-    with capture(model, layers) as store:
-        for start in range(0, images.shape[0], batch_size):
-            x = to_unit(images[start : start + batch_size].to(device), "forward_features: images")
-            logits.append(model(x).float())
-    return torch.cat(logits), {name: torch.cat([_flat(t) for t in store[name]]) for name in layers}
 
 
 # ---------------------------------------------------------------------------------------
@@ -138,7 +91,7 @@ def build_reference(
     if indices is not None:
         images, labels = images[indices], labels[indices]
     labels = torch.as_tensor(labels).long()
-    _, feats = forward_features(model, images, layers, batch_size=batch_size, device=device)
+    feats = layer_outputs(model, images, layers, batch_size=batch_size, device=device, what="build_reference: images")
     counts = torch.bincount(labels)
     if int((counts[counts > 0] < 2).sum()):
         raise DataError("the reference set needs at least 2 points of each class present; raise evaluate.reference_size")
@@ -220,7 +173,7 @@ def score_images(
             preds.append(pred.cpu())
             probs.append(torch.softmax(logits.double(), dim=1).cpu())
             for name in reference.layers:
-                dist = reference.distances(name, _flat(store[name].pop()))  # this batch's only
+                dist = reference.distances(name, store[name].pop())  # this batch's only
                 snnl[name].append(snnl_scores(dist, pred, reference.labels, reference.temperatures[name].temperature).cpu())
                 knn[name].append(knn_scores(dist, pred, reference.labels, k).cpu())
     n_classes = probs[0].shape[1] if probs else int(getattr(model, "spec", {}).get("num_classes", 0))

@@ -28,7 +28,7 @@ from torch import nn
 from snnl.attacks import input_gradient
 from snnl.checks import as_numpy, check_values, to_unit
 from snnl.errors import DataError
-from snnl.evaluate.detection import forward_features
+from snnl.layers import LOGITS, layer_outputs
 from snnl.temperature import optimal_temperature
 
 
@@ -114,14 +114,15 @@ def layer_embeddings(
     element instead of failing the whole evaluation."""
     from tqdm.auto import tqdm
 
-    logits, feats = forward_features(model, images, layers, batch_size=batch_size, device=device)
+    feats = layer_outputs(model, images, [*layers, LOGITS], batch_size=batch_size, device=device,
+                          what="layer_embeddings: images")
     coords, skipped = {}, {}
     for name in tqdm(list(layers), desc="t-SNE layers", unit="layer", disable=not progress, leave=False):
         try:
             coords[name] = tsne_2d(feats[name].cpu().numpy(), seed=seed, perplexity=perplexity, pca=pca)
         except DegenerateEmbedding:
             skipped[name] = f"layer {name}: its outputs are identical for all {len(images)} images (a dead layer?)"
-    return logits.argmax(dim=1).cpu().numpy(), coords, skipped
+    return feats[LOGITS].argmax(dim=1).cpu().numpy(), coords, skipped
 
 
 def sign_gradients(

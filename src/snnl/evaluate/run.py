@@ -47,7 +47,7 @@ import torch
 from torch import nn
 
 from snnl.evaluate.config import EvaluateConfig
-from snnl.evaluate.detection import Reference, resolve_layers
+from snnl.evaluate.detection import Reference
 from snnl.evaluate.outputs import (
     ATTACK_COLUMNS,
     ATTACKS_CSV,
@@ -73,6 +73,7 @@ from snnl.evaluate.stages import (
     outlier_stage,
     reference_stage,
 )
+from snnl.layers import resolve_layers
 
 __all__ = ["evaluate", "stratified_subset"]
 
@@ -104,7 +105,7 @@ def evaluate(
     torch.manual_seed(cfg.seed)
     device = torch.device(device)
     model.to(device).eval()
-    st = Stage(model, cfg, device, resolve_layers(model, cfg.layers), progress)
+    st = Stage(model, cfg, device, resolve_layers(model, cfg.layers, key="evaluate.layers"), progress)
     check_compatible(model, data, outliers, checkpoint)
     m = measure(st, data, outliers)
     figures = write_tables_and_figures(st, out, data, checkpoint, m)

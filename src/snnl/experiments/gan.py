@@ -26,7 +26,9 @@ from tqdm.auto import tqdm
 
 from snnl.errors import DataError, TrainingError
 from snnl.devices import resolve_device
-from snnl.experiments.common import capture, snnl_at_optimal, to_unit
+from snnl.checks import to_unit
+from snnl.experiments.common import snnl_at_optimal
+from snnl.layers import capture
 from snnl.experiments.config import GanConfig
 
 PIXELS = "pixels"

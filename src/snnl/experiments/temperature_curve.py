@@ -21,9 +21,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from snnl.experiments.common import INPUT, LOGITS, layer_outputs
+from snnl.layers import INPUT, LOGITS, layer_outputs, resolve_layers
 from snnl.loss import pairwise_distances, snnl_at_temperatures
-from snnl.regularizer import hidden_layer_names
 from snnl.temperature import distance_scale, optimal_temperature
 
 CURVE_COLUMNS = ["model", "layer", "layer_index", "log10_t", "snnl"]
@@ -81,14 +80,10 @@ def representations(
     the hidden layers (``model.hidden_layers`` unless ``layers`` is given) and ``logits``."""
     names = [INPUT] if include_input else []
     if model is not None:
-        names += list(layers) if layers is not None else hidden_layer_names(model)
-        if include_logits:
-            names.append(LOGITS)
+        names += resolve_layers(model, "all" if layers is None else layers, logits=include_logits)
     if not names:
         raise ValueError("nothing to measure: give a model, or include the raw inputs")
-    if model is None:
-        return layer_outputs(nn.Identity(), images, names, batch_size)
-    return layer_outputs(model, images, names, batch_size)
+    return layer_outputs(nn.Identity() if model is None else model, images, names, batch_size=batch_size, cpu=True)
 
 
 def temperature_curve(

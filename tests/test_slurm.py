@@ -64,15 +64,17 @@ def fitted_resources(profile: dict, cluster: SlurmCluster) -> list[str]:
 
 
 def expected_partition(profile: dict, rule: str) -> str:
-    return profile["set-resources"].get(rule, {}).get("slurm_partition", profile["default-resources"]["slurm_partition"])
+    default = profile["default-resources"]["slurm_partition"]
+    return profile["set-resources"].get(rule, {}).get("slurm_partition", default)
 
 
 def test_cluster_runs_srun_and_sbatch(cluster):
     """The cluster itself: srun on the node, sbatch on the gpu partition with one GPU."""
     out = subprocess.run(["srun", "-n1", "hostname"], capture_output=True, text=True, timeout=60, check=False)
     assert out.returncode == 0 and out.stdout.strip() == cluster.node, out.stderr + cluster.logs()
-    out = subprocess.run(["sbatch", "--parsable", "--wait", "-p", "gpu", "--gpus=1", "-J", "snnl-check", "-o", "/dev/null",
-                          "--wrap", "true"], capture_output=True, text=True, timeout=120, check=False)
+    sbatch = ["sbatch", "--parsable", "--wait", "-p", "gpu", "--gpus=1", "-J", "snnl-check", "-o", "/dev/null",
+              "--wrap", "true"]
+    out = subprocess.run(sbatch, capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 0, out.stderr + cluster.logs()
     record = cluster.finished_jobs()[out.stdout.strip()]
     assert (record["Name"], record["JobState"], record["Partition"]) == ("snnl-check", "COMPLETED", "gpu"), record

@@ -57,7 +57,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
-from snnl.training.loop import RUN_SPECIFIC_METRICS
+from snnl.training import RUN_SPECIFIC_METRICS
 
 sys.path.insert(0, str(ROOT / "tests"))
 from helpers.services import ssh_server, ssh_unavailable  # the sharing drill's ssh remote
@@ -629,7 +629,8 @@ def share_drill(report: Report, scratch: Path, ref: Path, config: str, remote_ki
     result: dict[str, Any] = {"remote": remote_kind}
     if remote_kind == "ssh":
         reason = ssh_unavailable()
-        if not report.check(drill, "an sshd for DVC's ssh remote (tests/helpers/services.py)", reason is None, reason or ""):
+        if not report.check(drill, "an sshd for DVC's ssh remote (tests/helpers/services.py)", reason is None,
+                            reason or ""):
             return result
         with ssh_server() as server:
             result.update(_share(report, scratch, ref, config, server.url(scratch / "dvc-remote"),

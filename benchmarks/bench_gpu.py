@@ -167,7 +167,7 @@ def phase_loss(report: Report, budget: float, smoke: bool) -> None:
 
 def prepare_fashion(folder: Path, work: Path, val_size: int):
     from snnl.data import load_prepared, prepare
-    from snnl.train import TrainData
+    from snnl.training import TrainData
 
     cfg = work / "fashion.yaml"
     cfg.write_text(f"datasets:\n  fashion_mnist: {{raw_dir: {folder.resolve()}, val_size: {val_size}}}\n")
@@ -176,7 +176,7 @@ def prepare_fashion(folder: Path, work: Path, val_size: int):
 
 
 def phase_cnn(report: Report, fashion: Path, work: Path, epochs: int, budget: float, smoke: bool) -> None:
-    from snnl.train import TrainConfig, Trainer
+    from snnl.training import TrainConfig, Trainer
 
     data = prepare_fashion(fashion, work, 50 if smoke else 5000)
     batch = 32 if smoke else 128
@@ -221,7 +221,7 @@ def phase_cnn(report: Report, fashion: Path, work: Path, epochs: int, budget: fl
 def phase_resnet(report: Report, reps: int, smoke: bool) -> None:
     import bench_train
 
-    from snnl.train import TrainConfig
+    from snnl.training import TrainConfig
 
     rows = []
     for bf16 in (False, True):
@@ -266,7 +266,7 @@ def count_step(step, steps: int) -> dict:
 def phase_step(report: Report, reps: int, smoke: bool) -> None:
     import bench_train
 
-    from snnl.train import TrainConfig, Trainer
+    from snnl.training import TrainConfig, Trainer
 
     data = bench_train.mnist5k()
     rows = []

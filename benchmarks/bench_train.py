@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_train.py [--write docs/BENCHMARKS.md]
 
-Regimes, each a real ``snnl.train.Trainer`` step (data slicing, augmentation, forward,
+Regimes, each a real ``snnl.training.Trainer`` step (data slicing, augmentation, forward,
 loss, NaN check, backward, optimizer, schedule; no probe, no checkpoint):
   * ``baseline``  - CE, with the per-step SNNL and online temperatures measured (alpha = 0);
   * ``entangled`` - CE - alpha * sum SNNL over every hidden layer (online temperatures);
@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from snnl.atomic import atomic_write_text
-from snnl.train import TrainConfig, TrainData, Trainer
+from snnl.training import TrainConfig, TrainData, Trainer
 
 SECTION = "## Training step"
 

@@ -21,7 +21,7 @@ from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from bench_train import CEOnly, mnist5k  # noqa: E402
 
-from snnl.train import TrainConfig, Trainer  # noqa: E402
+from snnl.training import TrainConfig, Trainer  # noqa: E402
 
 GROUPS = [
     ("convolution", ("conv", "mkldnn_convolution", "convolution_backward")),

@@ -62,7 +62,7 @@ def step_times(rows: list[dict], device: str, reps: int) -> dict:
     """Seconds per step for each distinct training setting, both regimes (one bench each)."""
     import bench_train
 
-    from snnl.train import TrainConfig, TrainData
+    from snnl.training import TrainConfig, TrainData
 
     times = {}
     for row in rows:

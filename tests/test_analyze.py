@@ -42,7 +42,7 @@ FOLDER_CLASSES = ["cat", "dog", "eel"]
 def digits(tmp_path_factory):
     """Prepared digits and a tiny MLP trained on them for two epochs by snnl's trainer."""
     from snnl.data import load_prepared, prepare
-    from snnl.train import TrainConfig, TrainData, train
+    from snnl.training import TrainConfig, TrainData, train
 
     root = tmp_path_factory.mktemp("analyze")
     prepare("digits", root / "digits")

@@ -34,7 +34,7 @@ evaluate:
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     from snnl.data import load_prepared, prepare
-    from snnl.train import TrainConfig, TrainData, train
+    from snnl.training import TrainConfig, TrainData, train
 
     root = tmp_path_factory.mktemp("evaluate")
     prepare("digits", root / "digits")

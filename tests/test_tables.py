@@ -361,7 +361,7 @@ evaluate:
 @pytest.mark.slow
 def test_end_to_end_on_real_train_and_evaluate_outputs(tmp_path):
     from snnl.data import load_prepared, prepare
-    from snnl.train import TrainConfig, TrainData, train
+    from snnl.training import TrainConfig, TrainData, train
 
     prepare("digits", tmp_path / "digits")
     prepare("noise", tmp_path / "noise", like="digits")

@@ -15,8 +15,7 @@ import yaml
 from snnl.checkpoint import load_checkpoint, load_model
 from snnl.cli import main as cli_main
 from snnl.errors import CheckpointError, ConfigError
-from snnl.train import RUN_SPECIFIC_METRICS, TrainConfig, TrainData, load_train_config, probe_steps, read_params, train
-from snnl.training.loop import Trainer
+from snnl.training import RUN_SPECIFIC_METRICS, TrainConfig, TrainData, Trainer, probe_steps, read_params, train, train_config
 from snnl.training.batches import augment, random_crop
 from training_data import CLASSES, digits_data
 
@@ -138,26 +137,26 @@ def test_config_unknown_key_names_the_key(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump({"train": {"lr": 0.01, "learning_rate": 0.1}, "datasets": {"whatever": 1}}))
     with pytest.raises(ConfigError, match=r"train\.learning_rate"):
-        load_train_config(path)
+        train_config(path)
     path.write_text(yaml.safe_dump({"train": {"overrides": {"cifar10": {"optimiser": "sgd"}}}}))
     with pytest.raises(ConfigError, match=r"train\.optimiser.*overrides\.cifar10|overrides\.cifar10.*optimiser"):
-        load_train_config(path, "mnist")
+        train_config(path, "mnist")
     path.write_text(yaml.safe_dump({"train": {"overrides": {"cifar": {"epochs": 3}}}}))
     with pytest.raises(ConfigError, match=r"unknown dataset `train\.overrides\.cifar`"):
-        load_train_config(path, "cifar10")
+        train_config(path, "cifar10")
     path.write_text("train:\n  lr: fast\n")
     with pytest.raises(ConfigError, match=r"train\.lr"):
-        load_train_config(path)
+        train_config(path)
 
 
 def test_config_precedence_defaults_section_overrides_params(tmp_path):
     path = tmp_path / "c.yaml"
     # `1e-3` without a dot is a string to YAML 1.1; accepted as a number
     path.write_text("other: {x: 1}\ntrain:\n  lr: 1e-3\n  epochs: 2\n  overrides:\n    cifar10: {model: resnet, epochs: 9}\n")
-    assert load_train_config(path, "mnist").epochs == 2
-    cfg = load_train_config(path, "cifar10", params={"lr": 0.05})
+    assert train_config(path, "mnist").epochs == 2
+    cfg = train_config(path, "cifar10", params={"lr": 0.05})
     assert (cfg.model, cfg.epochs, cfg.lr, cfg.batch_size) == ("resnet", 9, 0.05, 128)
-    assert load_train_config(None) == TrainConfig()
+    assert train_config(None) == TrainConfig()
 
 
 def test_params_file_checks_regime_and_keys(tmp_path):

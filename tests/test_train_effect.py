@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from snnl.temperature import optimal_temperature
-from snnl.train import TrainConfig, TrainData, train
+from snnl.training import TrainConfig, TrainData, train
 from training_data import shuffled_mnist5k
 
 ALPHA = 0.15

@@ -16,7 +16,7 @@ import torch
 import snnl.regularizer
 from snnl.checkpoint import load_checkpoint
 from snnl.errors import TrainingError
-from snnl.train import RUN_SPECIFIC_METRICS, TrainConfig, TrainData, train
+from snnl.training import RUN_SPECIFIC_METRICS, TrainConfig, TrainData, train
 from training_data import CLASSES, digits_data, shuffled_mnist5k
 
 def mnist_small() -> TrainData:
@@ -120,9 +120,9 @@ def test_killed_process_resumes_to_the_same_weights(tmp_path):
     assert metrics["resumed_at_steps"] == [killed_at]
 
     # reference: the same run, uninterrupted, in this process
-    from snnl.train import load_train_config
+    from snnl.training import train_config
 
-    ref = train(load_train_config(tmp_path / "c.yaml", "digits"), data, regime="entangled", seed=2, progress=False,
+    ref = train(train_config(tmp_path / "c.yaml", "digits"), data, regime="entangled", seed=2, progress=False,
                 log=tmp_path / "ref.csv")
     final = torch.load(out, weights_only=True)
     assert final["step"] == ref.metrics["steps"] == 216

@@ -10,9 +10,7 @@ import yaml
 from snnl.cli import main as cli_main
 from snnl.config_base import read_yaml
 from snnl.errors import ConfigError
-from snnl.train import TrainConfig
-from snnl.training.config import TuneConfig, tune_config
-from snnl.tune import tune
+from snnl.training import TrainConfig, TuneConfig, tune, tune_config
 from training_data import CLASSES, digits_data
 
 CONFIG = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from snnl.train import TrainData
+from snnl.training import TrainData
 
 CLASSES = [str(i) for i in range(10)]
 

@@ -27,7 +27,7 @@ from snnl.checkpoint import FORMAT, VERSION, load_checkpoint
 from snnl.cli import main
 from snnl.data import load_prepared, prepare
 from snnl.errors import CheckpointError, DataError
-from snnl.train import TrainConfig, TrainData, train
+from snnl.training import TrainConfig, TrainData, train
 
 REBUILD = "Rebuild it by rerunning the prepare step: `snnl prepare-data --dataset digits"
 TRAIN = {"model": "mlp", "model_args": {"hidden": [16]}, "batch_size": 64, "max_steps": 4, "threads": 1,

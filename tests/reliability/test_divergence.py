@@ -19,7 +19,7 @@ from workflow_helpers import BIN, ENV
 from snnl.checkpoint import load_checkpoint, load_model
 from snnl.data import prepare
 from snnl.errors import TrainingError
-from snnl.train import TrainConfig, train
+from snnl.training import TrainConfig, train
 
 # plain SGD at lr 1e4 on a small MLP: the activations overflow within a few steps
 DIVERGING = {"model": "mlp", "model_args": {"hidden": [32, 32]}, "optimizer": "sgd", "lr": 1.0e4, "batch_size": 64,

@@ -21,7 +21,7 @@ import yaml
 from workflow_helpers import BIN, ROOT, run, share_with_dvc
 
 from snnl.data import load_prepared, prepare
-from snnl.train import TrainConfig, TrainData, train
+from snnl.training import TrainConfig, TrainData, train
 
 CHECKPOINT = "results/checkpoints/digits/baseline/seed0.pt"
 

@@ -42,13 +42,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from snnl.data import load_prepared
-    from snnl.train import TrainData, load_train_config, read_params, train
+    from snnl.training import TrainData, read_params, train, train_config
 
     dataset = load_prepared(args.data)
     data = TrainData.from_prepared(dataset)
     name = args.dataset or data.name
     params = read_params(args.params, args.regime) if args.params else None
-    cfg = load_train_config(args.config, name, params)
+    cfg = train_config(args.config, name, params)
     result = train(
         cfg,
         data,

@@ -45,9 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from snnl.config_base import read_yaml
     from snnl.data import load_prepared
     from snnl.errors import ConfigError
-    from snnl.train import TrainData
-    from snnl.training.config import train_config, tune_config
-    from snnl.tune import tune
+    from snnl.training import TrainData, train_config, tune, tune_config
 
     for flag in ("n_trials", "workers"):
         v = getattr(args, flag)

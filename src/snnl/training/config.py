@@ -103,9 +103,6 @@ def train_config(source: dict[str, Any] | str | Path | None = None, dataset: str
     return cfg.replace("tuned parameters", ("train",), **params) if params else cfg
 
 
-load_train_config = train_config  # the name `snnl train` uses, with a config file
-
-
 # ---------------------------------------------------------------------------------------
 # The ``tune:`` section
 

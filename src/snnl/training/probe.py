@@ -8,11 +8,15 @@ finds the T minimising the SNNL and records the loss there.
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
+from pathlib import Path
 from typing import Sequence
 
 import torch
 from torch import nn
 
+from snnl.atomic import atomic_write_text
 from snnl.temperature import optimal_temperature
 from snnl.training.batches import to_unit
 from snnl.layers import capture  # noqa: F401 (used here; re-exported)
@@ -89,3 +93,13 @@ def measure(
             {"layer": name, "snnl": float(opt.loss), "temperature": float(opt.temperature), "at_boundary": bool(opt.at_boundary)}
         )
     return records
+
+
+def write_probe_log(path: Path, records: Sequence[dict]) -> None:
+    """The probe records so far as CSV (step, epoch, layer, snnl, temperature, at_boundary), atomically."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["step", "epoch", "layer", "snnl", "temperature", "at_boundary"])
+    for r in records:
+        w.writerow([r["step"], f"{r['epoch']:.6g}", r["layer"], repr(r["snnl"]), repr(r["temperature"]), int(r["at_boundary"])])
+    atomic_write_text(path, buf.getvalue())

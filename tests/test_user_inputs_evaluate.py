@@ -32,7 +32,7 @@ def test_every_image_entry_point_refuses_normalised_pixels():
     from snnl.evaluate.embeddings import layer_embeddings, sign_gradients
     from snnl.experiments.temperature_curve import representations
     from snnl.layers import layer_outputs
-    from snnl.training.probe import layer_outputs as probe_layer_outputs
+    from snnl.training.probe import measure as probe_measure
 
     model = tiny_model()
     x, y = _normalised_digits()
@@ -43,7 +43,7 @@ def test_every_image_entry_point_refuses_normalised_pixels():
         "sign_gradients": lambda: sign_gradients(model, x, y),
         "temperature_curve.representations": lambda: representations(model, x, ["fc1"]),
         "analysis.layer_features": lambda: layer_features(model, x, ["fc1"]),
-        "training.probe.layer_outputs": lambda: probe_layer_outputs(model, x, ["fc1"]),
+        "training.probe.measure": lambda: probe_measure(model, x, y, ["fc1"]),
     }
     for name, call in calls.items():
         with pytest.raises(ValueError, match=r"outside \[0, 1\].*normalis"):

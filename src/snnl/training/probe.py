@@ -17,11 +17,8 @@ import torch
 from torch import nn
 
 from snnl.atomic import atomic_write_text
+from snnl.layers import LOGITS, layer_outputs
 from snnl.temperature import optimal_temperature
-from snnl.training.batches import to_unit
-from snnl.layers import capture  # noqa: F401 (used here; re-exported)
-
-LOGITS = "logits"
 
 
 def probe_steps(total_steps: int, points: int) -> list[int]:
@@ -46,35 +43,6 @@ def probe_layers(model: nn.Module) -> list[str]:
     return list(getattr(model, "hidden_layers", [])) + [LOGITS]
 
 
-@torch.no_grad()
-def layer_outputs(
-    model: nn.Module,
-    images: torch.Tensor,
-    layers: Sequence[str],
-    batch_size: int = 1000,
-    autocast: contextlib.AbstractContextManager | None = None,
-) -> dict[str, torch.Tensor]:
-    """Outputs (flattened per sample, float32) of ``layers`` for ``images`` (uint8 or [0, 1]);
-    ``"logits"`` is the model's output. The model's train/eval mode is restored afterwards."""
-    was_training = model.training
-    model.eval()
-    hooked = [n for n in layers if n != LOGITS]
-    logits = []
-    try:
-        with capture(model, hooked) as store:
-            for start in range(0, images.shape[0], batch_size):
-                x = to_unit(images[start : start + batch_size])
-                with autocast if autocast is not None else contextlib.nullcontext():
-                    logits.append(model(x).detach())
-    finally:
-        model.train(was_training)
-    out = {}
-    for name in layers:
-        parts = logits if name == LOGITS else store[name]
-        out[name] = torch.cat([p.reshape(p.shape[0], -1).float() for p in parts])
-    return out
-
-
 def measure(
     model: nn.Module,
     images: torch.Tensor,
@@ -83,9 +51,11 @@ def measure(
     batch_size: int = 1000,
     autocast: contextlib.AbstractContextManager | None = None,
 ) -> list[dict]:
-    """For each layer: ``{"layer", "snnl", "temperature", "at_boundary"}`` at the optimal T."""
+    """For each layer of ``layers`` (default :func:`probe_layers`; ``"logits"``: the model's output):
+    ``{"layer", "snnl", "temperature", "at_boundary"}`` at the optimal T of its outputs
+    (:func:`snnl.layers.layer_outputs`, eval mode) on ``images`` (uint8 or [0, 1]) with ``labels``."""
     layers = list(layers) if layers is not None else probe_layers(model)
-    outputs = layer_outputs(model, images, layers, batch_size, autocast)
+    outputs = layer_outputs(model, images, layers, batch_size=batch_size, autocast=autocast, what="probe images")
     records = []
     for name in layers:
         opt = optimal_temperature(outputs[name], labels)

@@ -156,16 +156,32 @@ def test_knn_agreement():
 # inputs
 
 
-def test_identify_from_the_path_and_the_file(tmp_path):
+def test_identify_reads_the_run_from_the_file_never_from_its_path(tmp_path):
     p = tmp_path / "results" / "metrics" / "mnist5k" / "entangled" / "seed3.json"
-    assert identify(p, {"regime": "entangled", "seed": 3}, "metrics file") == ("mnist5k", "entangled", 3)
-    with pytest.raises(DataError, match="records regime 'baseline'"):
-        identify(p, {"regime": "baseline", "seed": 3}, "metrics file")
-    with pytest.raises(DataError, match="records seed 1"):
-        identify(p, {"regime": "entangled", "seed": 1}, "metrics file")
-    assert identify(tmp_path / "m.json", {"dataset": "d", "regime": "baseline", "seed": 2}, "x") == ("d", "baseline", 2)
-    with pytest.raises(DataError, match="cannot tell which run"):
-        identify(tmp_path / "m.json", {"regime": "baseline"}, "metrics file")
+    assert identify(p, {"dataset": "cifar10", "regime": "baseline", "seed": 1}, "metrics file") == ("cifar10", "baseline", 1)
+    assert identify(tmp_path / "m.json", {"dataset": "d", "regime": "baseline", "seed": 2.0}, "x") == ("d", "baseline", 2)
+    with pytest.raises(DataError, match="cannot tell which run metrics file .* does not record its dataset, seed"):
+        identify(p, {"regime": "entangled", "seed": "three"}, "metrics file")
+
+
+def test_runs_are_what_the_files_record_wherever_they_lie(tmp_path):
+    """A metrics JSON and an evaluation folder filed under another run's path: the tables use
+    what the files record (the path used to win, with a clash an error)."""
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "m.json").write_text(json.dumps(make_metrics("mnist5k", "entangled", 4, 0.8)))
+    (tmp_path / "a" / "m.json").write_text(json.dumps(make_metrics("mnist5k", "baseline", 4, 0.9)))
+    ev = tmp_path / "evaluation" / "mnist5k" / "baseline" / "seed0"
+    ev.mkdir(parents=True)
+    (ev / "summary.json").write_text(json.dumps(make_summary("mnist5k", "entangled", 7)))
+    inp = load_inputs(metrics=[tmp_path / "a" / "m.json", tmp_path / "b" / "m.json"], evaluations=[ev])
+    assert list(inp.metrics) == [("mnist5k", "baseline", 4), ("mnist5k", "entangled", 4)]
+    assert list(inp.evaluations) == [("mnist5k", "entangled", 7)]
+    bare = tmp_path / "metrics" / "mnist5k" / "baseline" / "seed0.json"
+    bare.parent.mkdir(parents=True)
+    bare.write_text(json.dumps({"test_accuracy": 0.9}))
+    with pytest.raises(DataError, match="does not record its dataset, regime, seed"):
+        load_inputs(metrics=[bare])
 
 
 def test_loading_rejects_duplicates_and_unfinished_evaluations(tmp_path):

@@ -1,11 +1,11 @@
-# Tables and the claims verdicts, from every run's metrics and evaluation.
+# Tables and the claims verdicts, from every run's metrics (with their probe records) and evaluation;
+# each file records the run it belongs to.
 
 
 rule tables:
     input:
         metrics=runs("results/metrics/{dataset}/{regime}/seed{seed}.json"),
         evaluations=evaluation_outputs(),
-        dynamics=runs("results/dynamics/{dataset}/{regime}/seed{seed}.csv"),
         gan=expand(
             "results/experiments/gan_{dataset}.csv", dataset=EXPERIMENTS.gan.datasets
         ),
@@ -51,5 +51,5 @@ rule tables:
         outdir=lambda w, output: os.path.dirname(output.summary),
     shell:
         "snnl tables --metrics {input.metrics} --evaluations {params.evaluations}"
-        " --dynamics {input.dynamics} {params.gan} {params.synthetic}"
+        " {params.gan} {params.synthetic}"
         " --config {params.config} --out {params.outdir} > {log} 2>&1"

@@ -8,10 +8,12 @@ r"""`snnl tables`: result tables and the verdicts on claims C1-C7.
         [--config config/default.yaml] --out results/tables
 
 Every input is an explicit file, so a Snakemake rule can list them. A run's dataset,
-regime and seed come from its path (.../DATASET/REGIME/seedN...); an evaluation is given
-as its folder or its summary.json; a GAN curve as NAME=CSV or a CSV named gan_NAME.csv.
-Writes accuracy, ood, detection and claims (.csv and .md), confidence.csv (max-softmax
-histograms for `dvc plots`) and summary.json into OUT, each atomically. The verdicts follow
+regime and seed are what its metrics JSON or summary.json records (a probe log records none:
+its run comes from its path, .../DATASET/REGIME/seedN.csv; without --dynamics the probe
+curves are the metrics' own records); an evaluation is given as its folder or its
+summary.json; a GAN curve as NAME=CSV or a CSV named gan_NAME.csv. Writes accuracy, ood,
+detection and claims (.csv and .md), confidence.csv (max-softmax histograms for `dvc plots`)
+and summary.json into OUT, each atomically. The verdicts follow
 docs/RESULTS.md, "Decision rules", whose parameters are fixed: --config is only recorded
 (path and SHA-256) in summary.json, to tie the tables to the run's settings. A claim whose
 inputs are not given is "not run".
@@ -30,11 +32,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--metrics", nargs="+", action="extend", default=[], metavar="JSON",
-                   help="metrics JSONs of `snnl train` (.../DATASET/REGIME/seedN.json)")
+                   help="metrics JSONs of `snnl train` (each records its dataset, regime and seed)")
     p.add_argument("--evaluations", nargs="+", action="extend", default=[], metavar="DIR",
                    help="`snnl evaluate` folders (or their summary.json)")
     p.add_argument("--dynamics", nargs="+", action="extend", default=[], metavar="CSV",
-                   help="probe logs of `snnl train --probe-log` (C1, C4); default: the metrics' probe records")
+                   help="probe logs of `snnl train --probe-log` (.../DATASET/REGIME/seedN.csv; C1, C4); "
+                        "default: the metrics' probe records")
     p.add_argument("--gan", nargs="+", action="extend", default=[], metavar="[NAME=]CSV",
                    help="GAN curves of `snnl gan` (C2)")
     p.add_argument("--synthetic", nargs="+", action="extend", default=[], metavar="CSV",

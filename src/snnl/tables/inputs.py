@@ -7,9 +7,11 @@
     GAN curve           results/experiments/gan_{dataset}.csv                  (snnl gan --csv)
     E2 points           results/experiments/synthetic_compare.csv              (snnl synthetic --mode compare)
 
-A run's dataset, regime and seed come from its path (``.../DATASET/REGIME/seedN``), or,
-where the path does not follow that pattern, from what the file records; a regime or seed
-recorded in the file that contradicts the path is an error. A GAN curve is named
+A run's dataset, regime and seed are what its file records (the metrics JSON's ``dataset``,
+``regime``, ``seed``; summary.json's ``checkpoint``), never guessed from where the file lies:
+a file that does not record them is an error naming it. Probe logs record no run, so with
+``--dynamics`` theirs comes from the path (``.../DATASET/REGIME/seedN.csv``); without, the
+probe curves are the metrics JSONs' own ``probe`` records. A GAN curve is named
 ``NAME=PATH`` or after its file (``gan_mnist5k.csv`` -> ``mnist5k``).
 """
 
@@ -27,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from snnl.errors import DataError
-from snnl.experiments.dynamics import parse_run_path, read_logs
+from snnl.experiments.dynamics import read_logs
 
 RunKey = tuple[str, str, int]  # (dataset, regime, seed)
 
@@ -57,17 +59,13 @@ class Inputs:
     # -- views -----------------------------------------------------------------------
 
     def probe(self) -> pd.DataFrame | None:
-        """The probe curves: the probe logs where given, else the metrics' probe records."""
+        """The probe curves: the probe logs where given, else the metrics' probe records (in
+        the order the metrics files were given)."""
         if self.dynamics is not None:
             return self.dynamics
-        frames = [probe_frame(m, key) for key, m in sorted(self.metrics.items(), key=lambda kv: _key_order(kv[0]))]
+        frames = [probe_frame(m, key) for key, m in self.metrics.items()]
         frames = [f for f in frames if f is not None]
         return pd.concat(frames, ignore_index=True) if frames else None
-
-
-def _key_order(key: RunKey) -> tuple:
-    dataset, regime, seed = key
-    return (dataset, {"baseline": 0, "entangled": 1}.get(regime, 2), regime, seed)
 
 
 def _as_int(value: Any) -> int | None:
@@ -81,23 +79,17 @@ def _as_int(value: Any) -> int | None:
 
 
 def identify(path: Path, recorded: dict[str, Any], what: str) -> RunKey:
-    """(dataset, regime, seed) of the file ``path`` from its path, checked against ``recorded``."""
-    parsed = parse_run_path(path)
-    rec_regime = recorded.get("regime")
-    rec_seed = _as_int(recorded.get("seed"))
-    if parsed is not None:
-        if rec_regime not in (None, "") and str(rec_regime) != parsed["regime"]:
-            raise DataError(f"{what} {path} records regime {rec_regime!r} but its path says {parsed['regime']!r}; "
-                            "the path (.../DATASET/REGIME/seedN) must name the run the file holds")
-        if rec_seed is not None and rec_seed != parsed["seed"]:
-            raise DataError(f"{what} {path} records seed {rec_seed} but its path says seed{parsed['seed']}; "
-                            "the path (.../DATASET/REGIME/seedN) must name the run the file holds")
-        return parsed["dataset"], parsed["regime"], int(parsed["seed"])
-    dataset = recorded.get("dataset")
-    if dataset in (None, "") or rec_regime in (None, "") or rec_seed is None:
-        raise DataError(f"cannot tell which run {what} {path} belongs to: its path does not read "
-                        ".../DATASET/REGIME/seedN and the file does not record its dataset, regime and seed")
-    return str(dataset), str(rec_regime), rec_seed
+    """(dataset, regime, seed) of the file ``path``: what it records (``recorded``), whatever its path.
+
+    Raises:
+        DataError: the file does not record a dataset, a regime and an integer seed.
+    """
+    dataset, regime, seed = recorded.get("dataset"), recorded.get("regime"), _as_int(recorded.get("seed"))
+    missing = [k for k, v in (("dataset", dataset), ("regime", regime), ("seed", seed)) if v in (None, "")]
+    if missing:
+        raise DataError(f"cannot tell which run {what} {path} belongs to: it does not record its "
+                        f"{', '.join(missing)}; rerun the step that writes it (snnl train / snnl evaluate)")
+    return str(dataset), str(regime), seed
 
 
 def _read_json(path: Path, what: str) -> dict[str, Any]:
@@ -203,8 +195,7 @@ def load_gan(items: Sequence[str | Path]) -> pd.DataFrame:
         if missing:
             raise DataError(f"GAN curve {path} lacks column(s) {', '.join(missing)}; it should be the CSV of `snnl gan`")
         if name is None:
-            parsed = parse_run_path(path)
-            name = parsed["dataset"] if parsed else _GAN_PREFIX.sub("", path.stem) or path.stem
+            name = _GAN_PREFIX.sub("", path.stem) or path.stem
         counts[name] = counts.get(name, 0) + 1
         df = df.copy()
         df["snnl"] = pd.to_numeric(df["snnl"], errors="coerce")

@@ -4,7 +4,7 @@ import sys
 import pytest
 import torch
 
-# tests/ holds shared oracles (tests/oracles.py)
+# tests/ on the path: shared test code is imported from tests/helpers/ (helpers.oracles, ...)
 sys.path.insert(0, os.path.dirname(__file__))
 
 # Two cores: one intra-op thread per test process keeps runs repeatable and fast.
@@ -28,9 +28,9 @@ def _seed():
 @pytest.fixture(scope="session")
 def tiny_reference(tmp_path_factory):
     """The tiny config's whole DAG (tests/pipeline/tiny.yaml) run once per session, with the
-    default profile, in a copy of the workflow (tests/workflow_helpers.py). Tests read it or copy
-    it (``workflow_helpers.copy_run``), never change it."""
-    from workflow_helpers import snakemake, workdir
+    default profile, in a copy of the workflow (tests/helpers/workflow.py). Tests read it or copy
+    it (``helpers.workflow.copy_run``), never change it."""
+    from helpers.workflow import snakemake, workdir
 
     work = workdir(tmp_path_factory.mktemp("tiny-reference"))
     snakemake(work, "--configfile", "config/tiny.yaml", "--cores", "2")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_tables import make_metrics, make_summary, t_interval
+from helpers.tables import make_metrics, make_summary, t_interval
 
 from snnl.tables import claims as C
 from snnl.tables.inputs import Evaluation, Inputs

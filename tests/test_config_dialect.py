@@ -21,7 +21,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 import jsonschema
 import pytest
 import yaml
-from workflow_helpers import ROOT, jobs, snakemake, workdir
+from helpers.workflow import ROOT, jobs, snakemake, workdir
 
 from snnl.errors import ConfigError
 

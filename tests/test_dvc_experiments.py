@@ -24,8 +24,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from workflow_helpers import BIN, copy_run, git_init, project_copy, run
-from workflow_helpers import jobs as job_counts
+from helpers.workflow import BIN, copy_run, git_init, project_copy, run
+from helpers.workflow import jobs as job_counts
 
 DVC = str(BIN / "dvc")
 SUMMARY = "results/tables/summary.json"

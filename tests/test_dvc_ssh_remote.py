@@ -23,7 +23,7 @@ import shutil
 import pytest
 from helpers.services import ssh_server, ssh_unavailable
 from reliability.drills import dvc_tracked
-from workflow_helpers import (ENV, copy_run, keep_install, project_copy, run, set_remote_options, share_with_dvc,
+from helpers.workflow import (ENV, copy_run, keep_install, project_copy, run, set_remote_options, share_with_dvc,
                               snakemake)
 
 

@@ -214,7 +214,7 @@ def test_user_errors(workspace, tmp_path, capsys):
 def test_without_a_validation_split_the_zscores_fit_on_training_points_outside_the_reference(tmp_path):
     from types import SimpleNamespace
 
-    from test_attacks import tiny_digits, tiny_model
+    from helpers.digits import tiny_digits, tiny_model
 
     from snnl.evaluate import EvaluateConfig, evaluate
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_attacks import tiny_digits, tiny_model
+from helpers.digits import tiny_digits, tiny_model
 
 from snnl import optimal_temperature, soft_nearest_neighbor_loss
 from snnl.attacks import fgsm

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from test_attacks import tiny_digits, tiny_model
+from helpers.digits import tiny_digits, tiny_model
 
 from snnl.evaluate.embeddings import gradient_embedding, layer_embeddings, sign_gradients, tsne_2d
 

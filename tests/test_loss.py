@@ -10,7 +10,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from oracles import snnl_loop, snnl_torch_reference
+from helpers.oracles import snnl_loop, snnl_torch_reference
 
 import snnl
 from snnl import DataError, legacy_snnl, optimal_temperature, soft_nearest_neighbor_loss

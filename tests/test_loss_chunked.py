@@ -15,7 +15,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from oracles import snnl_loop
+from helpers.oracles import snnl_loop
 
 import snnl.loss
 from snnl import DataError, soft_nearest_neighbor_loss

@@ -1,6 +1,6 @@
 """soft_nearest_neighbor_losses: several layers of one batch at once (issue 17, item 2).
 
-Checked against the float64 loop of tests/oracles.py (values), a plain-autograd float64
+Checked against the float64 loop of tests/helpers/oracles.py (values), a plain-autograd float64
 reference (gradients for the features and the temperatures), and the one-layer function.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from oracles import snnl_loop, snnl_torch_reference
+from helpers.oracles import snnl_loop, snnl_torch_reference
 from snnl import DataError, soft_nearest_neighbor_loss, soft_nearest_neighbor_losses
 
 

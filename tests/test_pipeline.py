@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from workflow_helpers import BIN, ENV, ROOT, copy_run, run, share_with_dvc, snakemake
-from workflow_helpers import jobs as _jobs
-from workflow_helpers import workdir as _workdir
+from helpers.workflow import BIN, ENV, ROOT, copy_run, run, share_with_dvc, snakemake
+from helpers.workflow import jobs as _jobs
+from helpers.workflow import workdir as _workdir
 
 # --- static checks -------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ import yaml
 from snakemake.cli import parse_config
 from snakemake.common.configfile import load_configfile
 from snakemake.utils import update_config
-from workflow_helpers import ROOT, jobs, snakemake, workdir
+from helpers.workflow import ROOT, jobs, snakemake, workdir
 
 DEFAULT = ROOT / "config" / "default.yaml"
 

@@ -51,7 +51,7 @@ def _run_readme(alpha_override: str | None = None) -> dict:
     with torch.no_grad():
         ns["accuracy"] = float((ns["model"](xte).argmax(1) == yte).float().mean())
         hidden = [ns["model"][0](xte), ns["model"][1](ns["model"][0](xte))]
-        from oracles import snnl_loop
+        from helpers.oracles import snnl_loop
 
         # each layer's SNNL at its best temperature on a log grid (what analyses report), on
         # 150 test points: the float64 loop is the oracle, not the library's search

@@ -28,8 +28,8 @@ import pytest
 import yaml
 from helpers.services import SlurmCluster, slurm_cluster, slurm_unavailable
 from reliability.drills import REQUIRED, compare_runs
-from workflow_helpers import BIN, ENV, ROOT, workdir
-from workflow_helpers import jobs as job_counts
+from helpers.workflow import BIN, ENV, ROOT, workdir
+from helpers.workflow import jobs as job_counts
 
 PROFILE = ROOT / "workflow" / "profiles" / "slurm" / "config.yaml"
 SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: [^)]*/rule_([^/]+)/")

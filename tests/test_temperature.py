@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from oracles import snnl_torch_reference
+from helpers.oracles import snnl_torch_reference
 
 from snnl import OnlineTemperature, optimal_temperature, soft_nearest_neighbor_loss
 

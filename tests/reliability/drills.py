@@ -61,7 +61,7 @@ from snnl.training import RUN_SPECIFIC_METRICS
 
 sys.path.insert(0, str(ROOT / "tests"))
 from helpers.services import ssh_server, ssh_unavailable  # the sharing drill's ssh remote
-from workflow_helpers import jobs as job_counts  # the 'Job stats' table of Snakemake's output
+from helpers.workflow import jobs as job_counts  # the 'Job stats' table of Snakemake's output
 
 VENV = ROOT / ".venv"
 STAMP = ".venv/.snnl-installed"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from workflow_helpers import BIN, ENV, TINY, snakemake, workdir
+from helpers.workflow import BIN, ENV, TINY, snakemake, workdir
 
 from snnl.cli import main
 

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from workflow_helpers import BIN, ENV, snakemake, workdir
+from helpers.workflow import BIN, ENV, snakemake, workdir
 
 from snnl.checkpoint import FORMAT, VERSION, load_checkpoint
 from snnl.cli import main

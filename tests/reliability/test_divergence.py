@@ -13,8 +13,8 @@ import subprocess
 import pytest
 import torch
 import yaml
-from training_data import digits_data
-from workflow_helpers import BIN, ENV
+from helpers.training_data import digits_data
+from helpers.workflow import BIN, ENV
 
 from snnl.checkpoint import load_checkpoint, load_model
 from snnl.data import prepare

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from workflow_helpers import BIN, ROOT, run, share_with_dvc
+from helpers.workflow import BIN, ROOT, run, share_with_dvc
 
 from snnl.data import load_prepared, prepare
 from snnl.training import TrainConfig, TrainData, train

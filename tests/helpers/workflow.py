@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 TINY = ROOT / "tests" / "pipeline" / "tiny.yaml"
 # the venv first on PATH; without an outer make's variables (under `make test`), which would reach the

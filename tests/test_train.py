@@ -310,7 +310,7 @@ def test_cuda_training_with_bf16_autocast(tmp_path):
 def test_json_schema_agrees_with_the_code_on_defaults_and_unknown_keys():
     import jsonschema
 
-    from snnl.config import json_schema
+    from snnl.commands.config_schema import json_schema
     from snnl.training.config import train_config
 
     validator = jsonschema.Draft202012Validator(json_schema())

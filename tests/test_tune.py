@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from snnl.cli import main as cli_main
-from snnl.config_base import read_yaml
+from snnl.yaml_io import read_yaml
 from snnl.errors import ConfigError
 from snnl.training import TrainConfig, TuneConfig, tune, tune_config
 from helpers.training_data import CLASSES, digits_data

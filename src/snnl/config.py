@@ -1,12 +1,6 @@
-"""One config file, every section checked in one pass: what the Snakefile and `snnl check-config`
-run before any job starts.
-
-A pipeline config (config/*.yaml) has the sections `pipeline` (what to run), `datasets`, `train`,
-`tune`, `evaluate` and `experiments`, each a typed model in the one dialect of
-:mod:`snnl.config_base`, together :class:`ConfigFile`. The file is parsed once;
-:func:`check_document` validates the parsed document, then builds (untrained, on the CPU) each
-model the pipeline will train, so that bad model args or layer names fail here, not in a job.
-:func:`json_schema` exports the models (workflow/schemas/, `snnl config-schema`).
+"""A whole pipeline config (config/*.yaml) checked in one pass, before any job starts (the Snakefile,
+`snnl check-config`): :class:`ConfigFile`, the typed sections together, then the models the pipeline
+will train, built once on the CPU, so that bad model args or layer names fail here, not in a job.
 """
 
 from pathlib import Path
@@ -14,19 +8,14 @@ from typing import Any, Literal, Optional
 
 from pydantic import ConfigDict, Field, create_model, model_validator
 
-from snnl.config_base import Bool, NonNegInt, PosInt, Section, check, read_yaml, unique
-from snnl.data.config import (
-    TRAINABLE,
-    DatasetName,
-    DatasetsConfig,
-    PerDataset,
-    TrainableName,
-)
+from snnl.config_base import Bool, NonNegInt, PosInt, Section, check, unique
+from snnl.data.config import TRAINABLE, DatasetName, DatasetsConfig, PerDataset, TrainableName
 from snnl.errors import ConfigError
 from snnl.evaluate.config import EvaluateConfig
 from snnl.experiments.config import ExperimentsConfig
 from snnl.regimes import REGIMES
 from snnl.training.config import TrainSection, TuneConfig
+from snnl.yaml_io import read_yaml
 
 Outliers = create_model("Outliers", __base__=PerDataset,
                         **{name: (Optional[unique(DatasetName)], None) for name in TRAINABLE})
@@ -121,9 +110,3 @@ def _check_model(cfg: ConfigFile, name: str, where: str) -> None:
                 f"{where}: `{key}` names {missing}, which are not layers of the `{train.model}` model built for "
                 f"dataset `{name}`; its hidden layers are {', '.join(hidden)}: list some of those, or use `all`"
             )
-
-
-def json_schema() -> dict[str, Any]:
-    """:class:`ConfigFile` as a JSON Schema (draft 2020-12), for workflow/schemas/ and editors: the
-    types, ranges, choices and defaults of the models; checks across keys are the code's alone."""
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **ConfigFile.model_json_schema()}

@@ -1,9 +1,11 @@
-"""`snnl config-schema`: the JSON Schema of a pipeline config, generated from its typed models
-(snnl.config.json_schema); committed as workflow/schemas/config.schema.yaml, kept fresh by a test."""
+"""`snnl config-schema`: the JSON Schema (draft 2020-12) of a pipeline config, generated from its typed
+models (snnl.config.ConfigFile): types, ranges, choices and defaults; checks across keys are the
+models' alone. Committed as workflow/schemas/config.schema.yaml, kept fresh by a test."""
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 NOTE = "# Generated from the typed config models (snnl.config) by `snnl config-schema`: do not edit.\n"
 
@@ -14,11 +16,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def json_schema() -> dict[str, Any]:
+    from snnl.config import ConfigFile
+
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **ConfigFile.model_json_schema()}
+
+
 def run(args: argparse.Namespace) -> int:
     import yaml
 
     from snnl.atomic import atomic_write_text
-    from snnl.config import json_schema
 
     text = NOTE + yaml.safe_dump(json_schema(), sort_keys=False, width=100, default_flow_style=None)
     print(text, end="") if args.out is None else atomic_write_text(args.out, text)

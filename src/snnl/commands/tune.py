@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from snnl.config_base import read_yaml
+    from snnl.yaml_io import read_yaml
     from snnl.data import load_prepared
     from snnl.errors import ConfigError
     from snnl.training import TrainData, train_config, tune, tune_config

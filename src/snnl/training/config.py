@@ -1,7 +1,5 @@
-"""The ``train:`` and ``tune:`` sections: every setting, its type and default (meanings: config/README.md).
-
-Precedence, lowest first: the defaults below < ``train:`` < ``train.overrides.<dataset>``
-< tuned parameters (``snnl train --params best.json``).
+"""The ``train:`` and ``tune:`` sections: every setting's type and default (meanings: config/README.md).
+Precedence, lowest first: these defaults < ``train:`` < ``train.overrides.<dataset>`` < tuned parameters.
 """
 
 import copy
@@ -11,17 +9,14 @@ from typing import Annotated, Any, Literal, Optional
 from pydantic import Field, ValidationError, ValidationInfo, create_model, field_validator
 
 from snnl.config_base import Bool, Device, Float, Int, Layers, NonNegFloat, NonNegInt, PosFloat, PosInt, Section
-from snnl.config_base import check, describe, require, section_of
+from snnl.config_base import check, require, section_of
 from snnl.data.config import TRAINABLE, PerDataset
-
+from snnl.errors import validation_message
 from snnl.regimes import REGIMES
 
 
 class TrainConfig(Section):
-    """Training settings (the ``train:`` section); defaults: the official demo's CNN recipe,
-    but alpha 0.1, not 10 (docs/DEVIATIONS.md D12). ``log_every``: steps between rows of the
-    per-step log, the only steps that read values back from the device (and the baseline's
-    only SNNL measurements)."""
+    """The ``train:`` settings; defaults: the official demo's CNN recipe, but alpha 0.1 (docs/DEVIATIONS.md D12)."""
 
     model: Literal["mlp", "cnn", "resnet"] = "cnn"
     model_args: dict[str, Any] = {}
@@ -103,22 +98,17 @@ def train_config(source: dict[str, Any] | str | Path | None = None, dataset: str
     return cfg.replace("tuned parameters", ("train",), **params) if params else cfg
 
 
-# ---------------------------------------------------------------------------------------
-# The ``tune:`` section
-
 DEFAULT_SPACE: dict[str, dict[str, dict[str, Any]]] = {
     "baseline": {"lr": {"low": 1e-4, "high": 1e-2, "log": True}},
     "entangled": {"lr": {"low": 1e-4, "high": 1e-2, "log": True}, "alpha": {"low": 0.01, "high": 1.0, "log": True},
                   "initial_temperature": {"low": 1.0, "high": 1000.0, "log": True}},
 }
 
-
 TrainKey = Literal[tuple(TrainConfig.model_fields)]
 
 
 class TuneConfig(Section):
-    """Search settings (the ``tune:`` section). ``space``, per regime: ``{param: [low, high]}`` (log
-    scale), ``{low, high, log}`` or ``{choices: [...]}``; an absent regime gets the default space."""
+    """The ``tune:`` settings; a regime absent from ``space`` searches its default space."""
 
     n_trials: PosInt = 20
     sampler: Literal["tpe", "random"] = "tpe"
@@ -155,7 +145,7 @@ def _value(regime: str, name: str, value: Any) -> Any:
     try:  # the rules of ``train:``
         return getattr(TrainOverride.model_validate({name: value}), name)
     except ValidationError as err:
-        raise ValueError(describe(TrainOverride, err, (regime,))) from None
+        raise ValueError(validation_message(TrainOverride, err, (regime,))) from None
 
 
 def tune_config(source: dict[str, Any] | str | Path | None, where: str = "") -> TuneConfig:

@@ -156,6 +156,23 @@ def _worker(kwargs: dict[str, Any]) -> None:  # process entry point (must be imp
     _optimize(**kwargs)
 
 
+def _run_workers(common: dict[str, Any], workers: int, worker_id: int, threads: int) -> None:
+    """:func:`_optimize` in ``workers`` spawned processes sharing the study's journal (worker ids
+    ``worker_id``, ``worker_id + 1``, ...; ``threads`` each); TrainingError if any fails."""
+    import torch.multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_worker, args=(dict(common, worker_id=worker_id + k, threads=threads, progress=False),))
+             for k in range(workers)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    bad = [p.exitcode for p in procs if p.exitcode != 0]
+    if bad:
+        raise TrainingError(f"{len(bad)} of {workers} tuning workers failed (exit codes {bad}); see the messages above")
+
+
 def summarize(study, regime: str, seed: int, dataset: str, tune_cfg: TuneConfig, storage: str | None) -> dict[str, Any]:
     """The JSON `snnl tune` writes: the best parameters (under ``params``) and every trial."""
     optuna = _optuna()
@@ -259,25 +276,10 @@ def tune(
             train_cfg=train_cfg, tune_cfg=tune_cfg, data=data, regime=regime, seed=seed,
             storage=study_storage, study_name=study_name, n_trials=n_trials,
         )
-        if not summarize_only:
-            if workers <= 1:
-                _optimize(**common, worker_id=worker_id, threads=train_cfg.threads, progress=progress)
-            else:
-                import torch.multiprocessing as mp
-
-                threads = train_cfg.threads or max(1, (os.cpu_count() or 1) // workers)
-                ctx = mp.get_context("spawn")
-                procs = [
-                    ctx.Process(target=_worker, args=(dict(common, worker_id=worker_id + k, threads=threads, progress=False),))
-                    for k in range(workers)
-                ]
-                for p in procs:
-                    p.start()
-                for p in procs:
-                    p.join()
-                bad = [p.exitcode for p in procs if p.exitcode != 0]
-                if bad:
-                    raise TrainingError(f"{len(bad)} of {workers} tuning workers failed (exit codes {bad}); see the messages above")
+        if not summarize_only and workers <= 1:
+            _optimize(**common, worker_id=worker_id, threads=train_cfg.threads, progress=progress)
+        elif not summarize_only:
+            _run_workers(common, workers, worker_id, train_cfg.threads or max(1, (os.cpu_count() or 1) // workers))
         try:
             study = optuna.load_study(
                 study_name=study_name,

@@ -6,8 +6,7 @@ from typing import Annotated, Any, Literal, Optional
 from pydantic import Field, create_model
 
 from snnl.config_base import Bool, Float, NonNegInt, PosFloat, PosInt, Section, require, section_of, unique
-from snnl.data.registry import DATASET_NAMES, DEFAULTS, TRAINABLE
-from snnl.errors import ConfigError
+from snnl.data.registry import DATASET_NAMES, DEFAULTS, TRAINABLE, get_entry
 
 DatasetName, TrainableName = Literal[DATASET_NAMES], Literal[TRAINABLE]
 NOISE_KINDS = ("uniform", "gaussian")
@@ -40,8 +39,7 @@ DatasetsConfig = create_model("DatasetsConfig", __base__=PerDataset,
 def dataset_options(name: str, source: dict[str, Any] | str | Path | None = None, where: str = "") -> dict[str, Any]:
     """The options of dataset ``name``: its defaults overlaid with the ``datasets:`` section of
     ``source`` (a parsed config document, or a config file; None: defaults), checked."""
-    if name not in DEFAULTS:
-        raise ConfigError(f"unknown dataset `{name}`; known datasets: {', '.join(DATASET_NAMES)}")
+    get_entry(name)  # an unknown name: its ConfigError
     return section_of(DatasetsConfig, source, "datasets", where).options(name)
 
 

@@ -108,13 +108,7 @@ def analyze(
     from tqdm.auto import tqdm
 
     y_all = torch.as_tensor(labels).cpu().long()
-    if y_all.dim() != 1 or y_all.shape[0] != images.shape[0]:
-        raise DataError(f"analyze: {tuple(y_all.shape)} labels for {images.shape[0]} images; pass one label per image")
-    top = int(y_all.max()) if y_all.numel() else -1
-    if int(y_all.min() if y_all.numel() else 0) < 0 or (classes is not None and top >= len(classes)):
-        raise DataError(f"analyze: labels range over {int(y_all.min())}..{top}, outside the {len(classes or [])} "
-                        "class names given; pass class indices 0..len(classes)-1")
-    names = list(classes) if classes is not None else [str(c) for c in range(top + 1)]
+    names = _class_names(y_all, images, classes)
     idx = choose_sample(y_all, samples, batch_size, seed)
     y = y_all[torch.from_numpy(idx)]
     check_batch_labels(y, batch_size)
@@ -130,20 +124,43 @@ def analyze(
         except DataError as err:
             raise DataError(f"layer {name!r}: {err}") from None
         counts = same_class_neighbours(x, y, int(k), device=device)
-        lo, hi = bootstrap_interval(b.snnl, n_boot=n_boot, level=level, seed=seed)
-        row = {
-            "layer": name, "layer_index": index, "features": int(x.shape[1]), "samples": len(idx),
-            "batches": len(b.snnl), "batch_size": int(batch_size),
-            "snnl": float(b.snnl.mean()), "snnl_ci_low": lo, "snnl_ci_high": hi,
-            "snnl_sd": float(b.snnl.std(ddof=1)) if len(b.snnl) > 1 else float("nan"),
-            "baseline": float(b.baseline.mean()), "temperature": b.mean_temperature,
-            "temperature_min": float(b.temperature.min()), "temperature_max": float(b.temperature.max()),
-            "boundary_batches": int(b.at_boundary.sum()), "excluded_anchors": int(b.excluded.sum()),
-            "k": int(k), "neighbours_mean": float(counts.mean()),
-        }
+        row = _layer_row(name, index, x, b, counts, batch_size=batch_size, k=int(k), n_boot=n_boot, level=level,
+                         seed=seed)
         per_class = per_class_mean(counts, y.numpy(), len(names))
         row.update({neighbour_column(c): float(v) for c, v in zip(names, per_class)})
         rows.append(row)
         batches[name], neighbours[name] = b, counts
     table = pd.DataFrame(rows, columns=COLUMNS + [neighbour_column(c) for c in names])
     return Analysis(table, batches, neighbours, idx, y.numpy(), names, float(level))
+
+
+def _class_names(y_all: torch.Tensor, images: torch.Tensor, classes: Sequence[str] | None) -> list[str]:
+    """The class names (default "0", "1", ...), after checking one label per image, each in range.
+
+    Raises:
+        DataError: not one label per image, or labels outside 0..len(classes)-1.
+    """
+    if y_all.dim() != 1 or y_all.shape[0] != images.shape[0]:
+        raise DataError(f"analyze: {tuple(y_all.shape)} labels for {images.shape[0]} images; pass one label per image")
+    top = int(y_all.max()) if y_all.numel() else -1
+    if int(y_all.min() if y_all.numel() else 0) < 0 or (classes is not None and top >= len(classes)):
+        raise DataError(f"analyze: labels range over {int(y_all.min())}..{top}, outside the {len(classes or [])} "
+                        "class names given; pass class indices 0..len(classes)-1")
+    return list(classes) if classes is not None else [str(c) for c in range(top + 1)]
+
+
+def _layer_row(name: str, index: int, x: torch.Tensor, b: BatchSNNL, counts: np.ndarray, *, batch_size: int, k: int,
+               n_boot: int, level: float, seed: int) -> dict:
+    """One layer's row of :attr:`Analysis.table` (:data:`COLUMNS`) from its per-batch SNNL ``b``
+    and same-class-neighbour ``counts``."""
+    lo, hi = bootstrap_interval(b.snnl, n_boot=n_boot, level=level, seed=seed)
+    return {
+        "layer": name, "layer_index": index, "features": int(x.shape[1]), "samples": int(x.shape[0]),
+        "batches": len(b.snnl), "batch_size": int(batch_size),
+        "snnl": float(b.snnl.mean()), "snnl_ci_low": lo, "snnl_ci_high": hi,
+        "snnl_sd": float(b.snnl.std(ddof=1)) if len(b.snnl) > 1 else float("nan"),
+        "baseline": float(b.baseline.mean()), "temperature": b.mean_temperature,
+        "temperature_min": float(b.temperature.min()), "temperature_max": float(b.temperature.max()),
+        "boundary_batches": int(b.at_boundary.sum()), "excluded_anchors": int(b.excluded.sum()),
+        "k": k, "neighbours_mean": float(counts.mean()),
+    }

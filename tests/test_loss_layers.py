@@ -82,7 +82,7 @@ def test_channels_last_maps_give_the_same_loss_without_a_copy():
     x = torch.randn(24, 5, 3, 3, generator=g, dtype=torch.float64)
     y = torch.arange(24) % 3
     cl = x.contiguous(memory_format=torch.channels_last)
-    from snnl.loss import flatten_per_sample
+    from snnl.loss_inputs import flatten_per_sample
 
     assert flatten_per_sample(cl).data_ptr() == cl.data_ptr()  # a view, not a copy
     want, _ = snnl_loop(x.reshape(24, -1).numpy(), y.numpy(), 7.0)

@@ -14,11 +14,20 @@ import torch.nn.functional as F
 from snnl.errors import DataError
 from snnl.loss_blockwise import ChunkedGramSNNL
 from snnl.loss_gram import GramSNNL
+from snnl.loss_inputs import (
+    LOW_PRECISION,
+    as_compute_dtype,
+    check_labels,
+    check_some_partner,
+    gram_masks,
+    pair_masks,
+    temperature_tensor,
+    valid_anchors,
+)
 from snnl.loss_logspace import LogSpaceSNNL, lse_forward
 
 DistanceSpec = Union[str, Callable[[torch.Tensor], torch.Tensor]]
 
-_LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
 class SNNLResult(NamedTuple):
@@ -38,23 +47,6 @@ class SNNLResult(NamedTuple):
     n_excluded: torch.Tensor
 
 
-def flatten_per_sample(features: torch.Tensor) -> torch.Tensor:
-    """(b, ...) -> (b, d), in the order the features lie in memory when that avoids a copy:
-    a channels_last (b, c, h, w) map is flattened as (b, h, w, c). Distances and the SNNL do
-    not depend on the order of the features."""
-    if features.dim() == 4 and not features.is_contiguous() and features.is_contiguous(memory_format=torch.channels_last):
-        features = features.permute(0, 2, 3, 1)
-    return features.reshape(features.shape[0], -1)
-
-
-def _as_compute_dtype(features: torch.Tensor) -> torch.Tensor:
-    """Flatten per sample; half precision (autocast or not) is computed in float32."""
-    x = flatten_per_sample(features)
-    if x.dtype in _LOW_PRECISION or not x.is_floating_point():
-        x = x.float()
-    return x
-
-
 def pairwise_distances(features: torch.Tensor, distance: DistanceSpec = "sqeuclidean") -> torch.Tensor:
     """b x b matrix of pairwise distances between the rows of ``features`` (flattened).
 
@@ -65,7 +57,7 @@ def pairwise_distances(features: torch.Tensor, distance: DistanceSpec = "sqeucli
     A callable receives the (b, d) float tensor and must return a (b, b) tensor of
     non-negative distances.
     """
-    x = _as_compute_dtype(features)
+    x = as_compute_dtype(features)
     device_type = x.device.type
     with torch.autocast(device_type=device_type, enabled=False):
         if distance == "sqeuclidean":
@@ -85,46 +77,10 @@ def pairwise_distances(features: torch.Tensor, distance: DistanceSpec = "sqeucli
                     f"custom distance returned shape {tuple(d.shape)}, expected ({x.shape[0]}, {x.shape[0]}); "
                     "it must map a (b, d) tensor to a (b, b) distance matrix"
                 )
-            return d.float() if d.dtype in _LOW_PRECISION else d
+            return d.float() if d.dtype in LOW_PRECISION else d
     raise ValueError(f"unknown distance {distance!r}: use 'sqeuclidean', 'cosine' or a callable")
 
 
-def _check_labels(labels: torch.Tensor, b: int, device: torch.device) -> torch.Tensor:
-    labels = torch.as_tensor(labels, device=device)
-    if labels.dim() != 1 or labels.shape[0] != b:
-        raise DataError(
-            f"labels must be a 1-D tensor with one label per sample: got shape {tuple(labels.shape)} "
-            f"for {b} samples"
-        )
-    if labels.is_floating_point():
-        raise DataError("labels must be integers (class indices), got a floating-point tensor")
-    return labels
-
-
-def _check_some_partner(valid: torch.Tensor) -> None:
-    """Raise when no anchor has a partner, for a ``valid`` mask on the CPU.
-
-    Read through NumPy (a view, no copy), so it records no tensor op and makes no device
-    synchronisation; a mask on an accelerator is not read here (the loss is then NaN,
-    0 / 0, and ``n_excluded`` equals the batch size)."""
-    if valid.device.type == "cpu" and not valid.numpy().any():
-        raise DataError(
-            f"no anchor in this batch of {valid.shape[0]} has a same-class partner (every label occurs once), "
-            "so the SNNL is undefined; use larger batches or class-balanced sampling"
-        )
-
-
-def _pair_masks(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(same-class off-diagonal mask, valid-anchor mask)."""
-    b = labels.shape[0]
-    same = labels.unsqueeze(0) == labels.unsqueeze(1)
-    same.fill_diagonal_(False)
-    valid = same.any(dim=1)
-    assert same.shape == (b, b)
-    return same, valid
-
-
-# The blockwise path: used automatically above AUTO_CHUNK_BATCH samples, or on request.
 AUTO_CHUNK_BATCH = 8192  # plain path up to here: faster, and its b x b matrices still fit (~1.1 GiB at 8192)
 BLOCK_ELEMENTS = 1 << 24  # entries of one block: 64 MiB in float32
 
@@ -141,27 +97,6 @@ def _tile_size(b: int, chunk_size) -> int:
     if chunk_size is None:
         return max(1, math.isqrt(BLOCK_ELEMENTS))
     return int(chunk_size)
-
-
-def _temperature_tensor(temperature, like: torch.Tensor) -> torch.Tensor:
-    if isinstance(temperature, torch.Tensor):
-        if temperature.numel() != 1:
-            raise ValueError(f"temperature must be a scalar, got shape {tuple(temperature.shape)}")
-        t = temperature.reshape(())
-        if t.dtype != like.dtype:
-            t = t.to(like.dtype)
-        if not t.requires_grad and t.device.type == "cpu":
-            value = float(t.detach().numpy())  # through NumPy: no tensor op, no sync
-            if not (value > 0 and math.isfinite(value)):
-                raise ValueError(f"temperature must be a positive finite number, got {value}")
-        return t.to(like.device)
-    t = float(temperature)
-    if not (t > 0 and t < float("inf")):
-        raise ValueError(
-            f"temperature must be a positive finite number, got {temperature!r}; "
-            "use optimal_temperature() to pick one, or OnlineTemperature to learn one"
-        )
-    return torch.full((), t, dtype=like.dtype, device=like.device)  # a fill: no host-to-device copy
 
 
 def snnl_from_distances(
@@ -211,40 +146,20 @@ def snnl_at_temperatures(dist: torch.Tensor, labels: torch.Tensor):
         DataError: as :func:`snnl_from_distances`.
     """
     check_distances(dist)
-    labels = _check_labels(labels, dist.shape[0], dist.device)
-    same, _ = _pair_masks(labels)
+    labels = check_labels(labels, dist.shape[0], dist.device)
+    same, _ = pair_masks(labels)
     valid = (same & (dist < float("inf"))).any(dim=1)
-    _check_some_partner(valid)
+    check_some_partner(valid)
     if not bool(valid.any()):
         raise DataError("no anchor has a same-class partner at a finite distance, so the SNNL is undefined")
     n_valid = valid.sum()
 
     def at(temperature) -> torch.Tensor:
         with torch.no_grad():
-            per_anchor, _, _ = lse_forward(dist, _temperature_tensor(temperature, dist), same, valid)
+            per_anchor, _, _ = lse_forward(dist, temperature_tensor(temperature, dist), same, valid)
             return torch.where(valid, per_anchor, torch.zeros_like(per_anchor)).sum() / n_valid
 
     return at
-
-
-def _gram_masks(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(b, b) mask of the pairs outside the positives' sum (other classes, and the anchor
-    itself), and the (b,) mask of valid anchors (with at least one positive)."""
-    not_positive = labels.unsqueeze(0) != labels.unsqueeze(1)
-    not_positive.diagonal().fill_(True)
-    return not_positive, not_positive.all(dim=1).logical_not_()
-
-
-def _valid_anchors(labels: torch.Tensor) -> torch.Tensor:
-    """Anchors whose label occurs at least twice, without forming a b x b mask: after a
-    sort, a label occurs twice when it equals its predecessor or its successor. Unlike
-    ``torch.unique`` this has no data-dependent output size (no device synchronisation)."""
-    ordered, order = torch.sort(labels)
-    repeat = ordered[1:] == ordered[:-1]
-    has = torch.zeros_like(ordered, dtype=torch.bool)
-    has[1:] |= repeat
-    has[:-1] |= repeat
-    return torch.empty_like(has).scatter_(0, order, has)
 
 
 def _reduce(inp, labels, temperature, reduction, return_stats, kind, rows=None, tile=None):
@@ -255,22 +170,22 @@ def _reduce(inp, labels, temperature, reduction, return_stats, kind, rows=None, 
     b = inp.shape[0]
     if b < 2:
         raise DataError(f"SNNL needs at least 2 samples in the batch, got {b}")
-    labels = _check_labels(labels, b, inp.device)
+    labels = check_labels(labels, b, inp.device)
     if kind is None:
-        same, valid = _pair_masks(labels)
+        same, valid = pair_masks(labels)
         valid = (same & (inp < float("inf"))).any(dim=1)  # a partner at +inf (masked out) does not count
     elif rows is None:
-        not_positive, valid = _gram_masks(labels)
+        not_positive, valid = gram_masks(labels)
     else:
-        valid = _valid_anchors(labels)
-    _check_some_partner(valid)
+        valid = valid_anchors(labels)
+    check_some_partner(valid)
     if kind is None and not bool(valid.any()):  # a distance matrix: validated (and synchronised) anyway
         raise DataError(
             f"no anchor in this batch of {b} has a same-class partner at a finite distance, "
             "so the SNNL is undefined; use larger batches or class-balanced sampling"
         )
     n_valid = valid.sum()
-    t = _temperature_tensor(temperature, inp)
+    t = temperature_tensor(temperature, inp)
     if kind is None:
         per_anchor = LogSpaceSNNL.apply(inp, t, same, valid)
     elif rows is None:
@@ -313,9 +228,8 @@ def soft_nearest_neighbor_loss(
     finite for any d/T. Low SNNL means classes are separated, high means entangled;
     as T -> infinity it tends to the class-frequency baseline.
 
-    Distances (``distance``): ``"sqeuclidean"`` (the paper's; computed from the
-    centred batch, which is exact by translation invariance and immune to a shared
-    offset, clamped at 0), ``"cosine"`` (1 - cos), or a callable mapping the (b, d)
+    Distances: ``"sqeuclidean"`` (the paper's; from the centred batch, exact and immune
+    to a shared offset), ``"cosine"`` (1 - cos), or a callable mapping the (b, d)
     features to a (b, b) distance matrix. The diagonal is excluded by a mask.
 
     No-positive policy: an anchor with no same-class partner in the batch has
@@ -329,14 +243,9 @@ def soft_nearest_neighbor_loss(
     the statistics stay on the device until someone reads them); a callable distance
     goes through :func:`snnl_from_distances`, which validates the matrix on the host.
 
-    Temperature modes:
-      * fixed: pass a positive float (or a 0-d tensor; a tensor that requires grad
-        receives the exact gradient dSNNL/dT);
-      * optimal: ``snnl.optimal_temperature(features, labels)`` returns the T that
-        minimises SNNL and the loss there, the value every analysis reports
-        (it makes the measure invariant to rescaling the representation);
-      * online: ``snnl.OnlineTemperature`` learns log T during training, always
-        *minimising* SNNL whatever the regularizer's sign, and can never reach T <= 0.
+    Temperatures: a positive float, or a 0-d tensor (one that requires grad receives
+    dSNNL/dT); ``snnl.optimal_temperature`` gives the T minimising the SNNL (what analyses
+    report); ``snnl.OnlineTemperature`` learns log T during training (T stays > 0).
 
     Args:
         features: (b, ...) float tensor; float16/bfloat16 (e.g. under autocast) is
@@ -365,7 +274,7 @@ def soft_nearest_neighbor_loss(
         return snnl_from_distances(dist, labels, temperature, reduction=reduction, return_stats=return_stats)
     if distance not in ("sqeuclidean", "cosine"):
         raise ValueError(f"unknown distance {distance!r}: use 'sqeuclidean', 'cosine' or a callable")
-    x = _as_compute_dtype(features)
+    x = as_compute_dtype(features)
     with torch.autocast(device_type=x.device.type, enabled=False):
         z = x - x.mean(dim=0, keepdim=True) if distance == "sqeuclidean" else F.normalize(x, dim=1)
         b = z.shape[0]
@@ -417,7 +326,7 @@ def soft_nearest_neighbor_losses(
     b = features[0].shape[0]
     if any(f.dim() < 1 or f.shape[0] != b for f in features):
         raise DataError(f"every layer must hold the same batch: got batch sizes {[f.shape[0] for f in features]}")
-    xs = [_as_compute_dtype(f) for f in features]
+    xs = [as_compute_dtype(f) for f in features]
     dtype = torch.promote_types(xs[0].dtype, xs[-1].dtype) if len({x.dtype for x in xs}) > 1 else xs[0].dtype
     with torch.autocast(device_type=xs[0].device.type, enabled=False):
         zs = [x.to(dtype) for x in xs]
@@ -425,10 +334,10 @@ def soft_nearest_neighbor_losses(
         if b > AUTO_CHUNK_BATCH or b < 2:
             return torch.stack([_reduce(z, labels, t, "mean", False, kind=distance, rows=_block_rows(b, None),
                                         tile=_tile_size(b, None)) for z, t in zip(zs, temperatures)])
-        labels = _check_labels(labels, b, zs[0].device)
-        not_positive, valid = _gram_masks(labels)
-        _check_some_partner(valid)
-        ts = [_temperature_tensor(t, zs[0]) for t in temperatures]
+        labels = check_labels(labels, b, zs[0].device)
+        not_positive, valid = gram_masks(labels)
+        check_some_partner(valid)
+        ts = [temperature_tensor(t, zs[0]) for t in temperatures]
         per_anchor = GramSNNL.apply(not_positive, valid, distance, *zs, *ts)
         return torch.where(valid, per_anchor, torch.zeros_like(per_anchor)).sum(dim=1) / valid.sum()
 

@@ -140,7 +140,7 @@ def same_class_neighbours(
         DataError: ``k`` is not in 1..n-1.
     """
     from snnl.evaluate.detection import Reference
-    from snnl.loss import flatten_per_sample
+    from snnl.loss_inputs import flatten_per_sample
 
     n = int(features.shape[0])
     if isinstance(k, bool) or int(k) != k or not 1 <= k <= n - 1:

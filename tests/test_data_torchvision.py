@@ -1,26 +1,24 @@
-"""The torchvision loaders on tiny files written here in each dataset's original format.
+"""The torchvision loaders on tiny files in each dataset's original format.
 
 No network: sockets and DNS are disabled for every test in this file. The files are
-written with gzip/struct/pickle/scipy directly (not with snnl or torchvision code) and
-read back through torchvision's own dataset classes, as after a real download.
+written with gzip/struct/pickle/scipy directly (tests/helpers/torchvision_files.py, not with
+snnl or torchvision code) and read back through torchvision's own dataset classes, as after a real download.
 """
 
 from __future__ import annotations
 
 import gzip
-import hashlib
-import pickle
 import shutil
 import socket
-import struct
 import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-import scipy.io
 import torchvision.datasets as tvd
 
+from helpers.torchvision_files import (CIFAR_NAMES, cifar_md5_tables, svhn_split_list, write_cifar, write_idx_set,
+                                      write_svhn)
 from snnl.data import resolve_options
 from snnl.data.prepare import build_splits
 from snnl.data.torchvision_sets import load_torchvision
@@ -37,42 +35,6 @@ def no_network(monkeypatch):
 
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
     monkeypatch.setattr(socket.socket, "connect", refuse)
-
-
-def _pattern(n: int, shape: tuple[int, ...], salt: int) -> np.ndarray:
-    rng = np.random.default_rng(salt)
-    return rng.integers(0, 256, size=(n, *shape), dtype=np.uint8)
-
-
-def _labels(n: int, salt: int) -> np.ndarray:
-    return np.random.default_rng(salt).permutation(np.arange(n) % 10).astype(np.uint8)
-
-
-# ------------------------------------------------------------------ IDX (MNIST family)
-
-
-def idx_bytes(array: np.ndarray) -> bytes:
-    """The IDX format (LeCun): magic 0x0000 0x08(ubyte) ndim, big-endian dims, raw bytes."""
-    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    return header + array.astype(np.uint8).tobytes()
-
-
-def write_idx_set(folder: Path, compressed: bool = True) -> dict[str, np.ndarray]:
-    folder.mkdir(parents=True, exist_ok=True)
-    arrays = {
-        "train-images-idx3-ubyte": _pattern(N_TRAIN, (28, 28), 1),
-        "train-labels-idx1-ubyte": _labels(N_TRAIN, 2),
-        "t10k-images-idx3-ubyte": _pattern(N_TEST, (28, 28), 3),
-        "t10k-labels-idx1-ubyte": _labels(N_TEST, 4),
-    }
-    for name, array in arrays.items():
-        data = idx_bytes(array)
-        if compressed:
-            with gzip.open(folder / f"{name}.gz", "wb") as fh:
-                fh.write(data)
-        else:
-            (folder / name).write_bytes(data)
-    return arrays
 
 
 def _check_idx_pools(data, arrays) -> None:
@@ -187,37 +149,10 @@ def test_idx_splits_stratified_and_official_test_kept(tmp_path):
 # ------------------------------------------------------------------ CIFAR-10
 
 
-CIFAR_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-
-
-def write_cifar(folder: Path, per_batch: int = 10) -> tuple[np.ndarray, list[int], np.ndarray, list[int]]:
-    """cifar-10-batches-py: pickled dicts with 'data' (N x 3072, R then G then B planes) and 'labels'."""
-    folder.mkdir(parents=True, exist_ok=True)
-    train_chw = _pattern(5 * per_batch, (3, 32, 32), 5)
-    train_labels = [i % 10 for i in range(5 * per_batch)]
-    for b in range(5):
-        rows = slice(b * per_batch, (b + 1) * per_batch)
-        batch = {"data": train_chw[rows].reshape(per_batch, -1), "labels": train_labels[rows],
-                 "batch_label": f"training batch {b + 1} of 5"}
-        (folder / f"data_batch_{b + 1}").write_bytes(pickle.dumps(batch, protocol=2))
-    test_chw = _pattern(per_batch, (3, 32, 32), 6)
-    test_labels = [(i * 3) % 10 for i in range(per_batch)]
-    (folder / "test_batch").write_bytes(pickle.dumps({"data": test_chw.reshape(per_batch, -1), "labels": test_labels}))
-    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": CIFAR_NAMES, "num_vis": 3072}))
-    return train_chw, train_labels, test_chw, test_labels
-
-
-def _md5(path: Path) -> str:
-    return hashlib.md5(path.read_bytes()).hexdigest()
-
-
 def trust_cifar_files(monkeypatch, folder: Path) -> None:
     """torchvision checks CIFAR files against the real MD5s; point its table at the tiny files."""
-    train_list = [[f"data_batch_{i}", _md5(folder / f"data_batch_{i}")] for i in range(1, 6)]
-    monkeypatch.setattr(tvd.CIFAR10, "train_list", train_list)
-    monkeypatch.setattr(tvd.CIFAR10, "test_list", [["test_batch", _md5(folder / "test_batch")]])
-    meta = {"filename": "batches.meta", "key": "label_names", "md5": _md5(folder / "batches.meta")}
-    monkeypatch.setattr(tvd.CIFAR10, "meta", meta)
+    for key, value in cifar_md5_tables(folder).items():
+        monkeypatch.setattr(tvd.CIFAR10, key, value)
 
 
 def _check_cifar(data, written) -> None:
@@ -257,26 +192,9 @@ def test_cifar10_md5_mismatch_is_a_data_error(tmp_path):
 # ------------------------------------------------------------------ SVHN
 
 
-def write_svhn(folder: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """SVHN's format 2: X is 32 x 32 x 3 x N uint8, y is N x 1 with the digit 0 labelled 10."""
-    folder.mkdir(parents=True, exist_ok=True)
-    out = {}
-    for split, n, salt in (("train", 30, 7), ("test", 10, 8)):
-        chw = _pattern(n, (3, 32, 32), salt)
-        digits = np.arange(n) % 10
-        y = np.where(digits == 0, 10, digits)[:, None].astype(np.uint8)
-        scipy.io.savemat(folder / f"{split}_32x32.mat", {"X": chw.transpose(2, 3, 1, 0), "y": y})
-        out[split] = (chw, digits)
-    return out
-
-
 def test_svhn_mat_files(tmp_path, monkeypatch):
     written = write_svhn(tmp_path / "SVHN")
-    split_list = {
-        split: [f"http://invalid/{split}.mat", f"{split}_32x32.mat", _md5(tmp_path / "SVHN" / f"{split}_32x32.mat")]
-        for split in ("train", "test")
-    }
-    monkeypatch.setattr(tvd.SVHN, "split_list", split_list)
+    monkeypatch.setattr(tvd.SVHN, "split_list", svhn_split_list(tmp_path / "SVHN"))
     data = load_torchvision("svhn", resolve_options("svhn", {"svhn": {"raw_dir": str(tmp_path)}}))
     for split in ("train", "test"):
         np.testing.assert_array_equal(data.pools[split][0], written[split][0])

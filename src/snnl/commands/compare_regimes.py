@@ -39,19 +39,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from snnl.errors import ConfigError, DataError
-    from snnl.evaluate.compare import compare_regimes, missing_embeddings, output_paths, read_evaluations
+    from snnl.evaluate.compare import draw_comparison, missing_embeddings, output_paths, read_evaluations
 
     named = {name: getattr(args, name) for name in OUTPUT_FLAGS}
     if args.out is None and not any(named.values()):
         raise ConfigError("snnl compare-regimes writes nothing: name an output (--detection, --confidence, "
                           "--tsne-layers, --tsne-gradients) or --out DIR")
-    dirs = {"baseline": args.baseline, "entangled": args.entangled}
-    requested = output_paths(None, **named)
-    why = missing_embeddings(read_evaluations(dirs), requested)
+    ev = read_evaluations({"baseline": args.baseline, "entangled": args.entangled})
+    why = missing_embeddings(ev, output_paths(None, **named))
     if why:
         raise DataError(f"cannot draw {'; '.join(why)} in {args.baseline} or {args.entangled}; raise those "
                         "settings and rerun snnl evaluate, or do not ask for that figure")
-    written = compare_regimes(dirs, args.out, **named)
+    written = draw_comparison(ev, output_paths(args.out, **named))
     if not args.quiet:
         print(f"wrote {', '.join(str(p) for p in written)}")
     return 0

@@ -135,10 +135,14 @@ def compare_regimes(dirs: dict[str, str | Path], out: str | Path | None = None,
     ``tsne_gradients_compare.png``); ``paths`` (``detection=``, ``confidence=``,
     ``tsne_layers=``, ``tsne_gradients=``) put single outputs elsewhere. A t-SNE figure is
     written only when every evaluation has that embedding. Returns the paths written."""
+    return draw_comparison(read_evaluations(dirs), output_paths(out, **paths))
+
+
+def draw_comparison(ev: Evaluations, outputs: dict[str, Path]) -> list[Path]:
+    """Write ``outputs`` ({output: path}, see :func:`output_paths`) from the evaluations ``ev``;
+    a t-SNE figure only where every evaluation has that embedding. Returns the paths written."""
     from snnl.evaluate import plots
 
-    outputs = output_paths(out, **paths)
-    ev = read_evaluations(dirs)
     written = []
     if "detection" in outputs:
         table = pd.concat(ev.detection, ignore_index=True)

@@ -57,6 +57,7 @@ class Stage:
         self._clock = now
 
     def score(self, images: torch.Tensor, reference: Reference, desc: str) -> SetScores:
+        """:func:`snnl.evaluate.detection.score_images` with the settings' k and batch size."""
         cfg = self.cfg
         return score_images(self.model, images, reference, desc=desc, k=cfg.k, batch_size=cfg.batch_size,
                             device=self.device, progress=self.progress)
@@ -86,6 +87,8 @@ class Clean:
 
 
 def clean_stage(st: Stage, data: Any, reference: Reference, ref_idx: np.ndarray) -> Clean:
+    """Score the test split and the z-score fit set (:func:`snnl.evaluate.sets.zscore_fit_set`);
+    fit the combiners of the layers' SNNL and k-NN scores on the latter."""
     test_x, test_y = data.test
     test_y = test_y.long()
     st.say(f"scoring the test split ({len(test_y)} images)")

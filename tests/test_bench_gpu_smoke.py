@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from test_data_torchvision import idx_bytes
+from helpers.torchvision_files import idx_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,4 +6,5 @@
     helpers.tables          builders of metrics JSONs and evaluation summaries; the textbook t interval
     helpers.workflow        a copy of the workflow and the `snakemake` command line on it
     helpers.services        local services the integration tests start for themselves (SLURM, sshd)
+    helpers.torchvision_files  tiny datasets in torchvision's on-disk formats (IDX, CIFAR, SVHN)
 """

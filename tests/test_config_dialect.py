@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import math
-from pathlib import Path
 from typing import Annotated, Any, Union, get_args, get_origin
 
 import jsonschema

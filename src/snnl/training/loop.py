@@ -35,6 +35,7 @@ from snnl.atomic import atomic_write_json
 from snnl.checkpoint import atomic_torch_save
 from snnl.devices import resolve_device
 from snnl.errors import ConfigError, TrainingError
+from snnl.layers import resolve_layers
 from snnl.models import build_model
 from snnl.regimes import ENTANGLED, REGIMES
 from snnl.regularizer import EntanglementRegularizer
@@ -45,7 +46,12 @@ from snnl.training.data import TrainData, channel_stats
 from snnl.training.guards import NonFiniteWatch, diagnose, non_finite_weight, stop_error
 from snnl.training.metrics import final_metrics
 from snnl.training.optim import make_optimizer, make_scheduler
-from snnl.training.resume import checkpoint_state, load_resume, resume_log_path, resume_path
+from snnl.training.resume import (
+    checkpoint_state,
+    load_resume,
+    resume_log_path,
+    resume_path,
+)
 from snnl.training.steplog import StepLog, StepRow
 
 
@@ -137,7 +143,7 @@ class Trainer:
         self.channels_last = bool(cfg.channels_last and len(data.shape) == 3)
         if self.channels_last:  # NHWC: oneDNN's and cuDNN's fast convolution layout
             self.model.to(memory_format=torch.channels_last)
-        self.layers = list(getattr(self.model, "hidden_layers")) if cfg.layers == "all" else list(cfg.layers)
+        self.layers = resolve_layers(self.model, cfg.layers, key="train.layers")
         self.alpha = cfg.alpha if self.regime == ENTANGLED else 0.0
         self.regularizer = EntanglementRegularizer(
             self.model,

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from snnl.atomic import atomic_write_text
-from snnl.layers import LOGITS, layer_outputs
+from snnl.layers import layer_outputs, resolve_layers
 from snnl.temperature import optimal_temperature
 
 
@@ -40,7 +40,7 @@ def probe_steps(total_steps: int, points: int) -> list[int]:
 
 def probe_layers(model: nn.Module) -> list[str]:
     """The layers the probe measures: the model's hidden layers, then the logits."""
-    return list(getattr(model, "hidden_layers", [])) + [LOGITS]
+    return resolve_layers(model, logits=True)
 
 
 def measure(

@@ -21,7 +21,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from helpers.services import ssh_server, ssh_unavailable
+from helpers.services import skip_or_fail, ssh_server, ssh_unavailable
 from reliability.drills import dvc_tracked
 from helpers.workflow import (ENV, copy_run, keep_install, project_copy, run, set_remote_options, share_with_dvc,
                               snakemake)
@@ -31,7 +31,7 @@ from helpers.workflow import (ENV, copy_run, keep_install, project_copy, run, se
 def server():
     reason = ssh_unavailable()
     if reason:
-        pytest.skip(f"no test ssh server: {reason}")
+        skip_or_fail(f"no test ssh server: {reason}")
     with ssh_server() as running:
         yield running
 

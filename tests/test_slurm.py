@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers.services import SlurmCluster, slurm_cluster, slurm_unavailable
+from helpers.services import SlurmCluster, skip_or_fail, slurm_cluster, slurm_unavailable
 from reliability.drills import REQUIRED, compare_runs
 from helpers.workflow import BIN, ENV, ROOT, workdir
 from helpers.workflow import jobs as job_counts
@@ -39,7 +39,7 @@ SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(l
 def cluster():
     reason = slurm_unavailable()
     if reason:
-        pytest.skip(f"no test SLURM cluster: {reason}")
+        skip_or_fail(f"no test SLURM cluster: {reason}")
     with slurm_cluster() as running:
         yield running
 

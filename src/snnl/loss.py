@@ -243,7 +243,7 @@ def soft_nearest_neighbor_loss(
     the statistics stay on the device until someone reads them); a callable distance
     goes through :func:`snnl_from_distances`, which validates the matrix on the host.
 
-    Temperatures: fixed (a positive float, or a 0-d tensor; one that requires grad receives
+    Temperature modes: fixed (a positive float, or a 0-d tensor; one that requires grad gets
     dSNNL/dT); ``snnl.optimal_temperature`` gives the T minimising the SNNL (what analyses
     report); ``snnl.OnlineTemperature`` learns log T during training (T stays > 0).
 

@@ -187,7 +187,7 @@ def test_snnl_train_refuses_a_bad_config_before_writing(tmp_path, name, prepared
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("snnl train: error: ")
-    needle = {"unknown layer to entangle": "['conv9'] not found", "model_args not an integer": "model_args"}.get(
+    needle = {"unknown layer to entangle": "`train.layers` names ['conv9'], which are not modules", "model_args not an integer": "model_args"}.get(
         name, case.cli_needle or case.needle)
     assert needle in err, err
     assert not out.exists()

@@ -212,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resnet-reps", type=int, default=None, help="default: --reps on CUDA, 7 on CPU")
     p.add_argument("--skip-resnet", action="store_true")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA)")
+    p.add_argument("--contiguous", action="store_true", help="train.channels_last off (NCHW layout, for comparison)")
     p.add_argument("--write", type=Path, help="write the table into this markdown file's `## Training step` section")
     args = p.parse_args(argv)
     results = []
@@ -219,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     for threads in args.threads or [torch.get_num_threads()]:
         torch.set_num_threads(threads)
         cfg = TrainConfig(model="cnn", batch_size=128, alpha=args.alpha, device=args.device, bf16=args.bf16, threads=threads,
-                          probe_points=0, checkpoint_every=0)
+                          probe_points=0, checkpoint_every=0, channels_last=not args.contiguous)
         results.append(bench("cnn mnist5k 28x28x1", cfg, data, args.reps, args.steps, args.warmup))
     if not args.skip_resnet:
         cuda = results[0]["device"].startswith("cuda")

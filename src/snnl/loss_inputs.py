@@ -76,7 +76,8 @@ def temperature_tensor(temperature, like: torch.Tensor) -> torch.Tensor:
         if not t.requires_grad and t.device.type == "cpu":
             value = float(t.detach().numpy())  # through NumPy: no tensor op, no sync
             if not (value > 0 and math.isfinite(value)):
-                raise ValueError(f"temperature must be a positive finite number, got {value}")
+                raise ValueError(f"temperature must be a positive finite number, got {value}; "
+                                 "use optimal_temperature() to pick one, or OnlineTemperature to learn one")
         return t.to(like.device)
     t = float(temperature)
     if not (t > 0 and t < float("inf")):

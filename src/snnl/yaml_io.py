@@ -18,7 +18,7 @@ def read_yaml(path: str | Path | None) -> dict[str, Any]:
             top level is not a mapping.
     """
     if path is not None and not Path(path).is_file():
-        raise ConfigError(f"config file {path} does not exist; pass an existing YAML file to --config")
+        raise ConfigError(f"config file {path} does not exist; check the path (e.g. config/default.yaml)")
     try:
         document = yaml.safe_load(Path(path).read_text()) if path is not None else {}
     except yaml.YAMLError as err:

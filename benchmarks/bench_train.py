@@ -180,7 +180,7 @@ def table(results: list[dict], args: argparse.Namespace, command: str) -> str:
         "",
         f"Command: `{command}`",
         "",
-        "The SNNL of each layer is the library's fused path (`snnl.loss._GramSNNL`): distances from one Gram "
+        "The SNNL of each layer is the library's fused path (`snnl.loss_gram.GramSNNL`): distances from one Gram "
         "matrix of the centred batch, and a backward that needs one (b x b) @ (b x d) product instead of the two "
         "autograd spends on `x @ x.T` (see the loss table above).",
         "",

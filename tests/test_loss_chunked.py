@@ -1,6 +1,6 @@
 """The blockwise (chunked) SNNL path against the plain path, the float64 loop and a memory bound.
 
-The plain path (full b x b matrices, `_GramSNNL`) is itself checked against independent oracles in
+The plain path (full b x b matrices, `GramSNNL`) is itself checked against independent oracles in
 test_loss.py; here the chunked path must agree with it to 1e-5 relative (issue 8), with the float64
 loop, and never hold a b x b matrix.
 """
@@ -103,13 +103,13 @@ def test_chunked_reductions_and_per_anchor_match_plain():
 
 def test_large_batches_take_the_blockwise_path(monkeypatch):
     calls = []
-    real = snnl.loss._ChunkedGramSNNL.apply
+    real = snnl.loss.ChunkedGramSNNL.apply
 
     def spy(*args):
         calls.append(args[-2:])  # (rows of a forward block, side of a backward tile)
         return real(*args)
 
-    monkeypatch.setattr(snnl.loss._ChunkedGramSNNL, "apply", spy)
+    monkeypatch.setattr(snnl.loss.ChunkedGramSNNL, "apply", spy)
     monkeypatch.setattr(snnl.loss, "AUTO_CHUNK_BATCH", 50)
     monkeypatch.setattr(snnl.loss, "BLOCK_ELEMENTS", 60 * 20)
     y = torch.arange(60) % 3

@@ -19,8 +19,8 @@ from snnl.loss_inputs import (
     as_compute_dtype,
     check_labels,
     check_some_partner,
+    distance_masks,
     gram_masks,
-    pair_masks,
     temperature_tensor,
     valid_anchors,
 )
@@ -147,11 +147,7 @@ def snnl_at_temperatures(dist: torch.Tensor, labels: torch.Tensor):
     """
     check_distances(dist)
     labels = check_labels(labels, dist.shape[0], dist.device)
-    same, _ = pair_masks(labels)
-    valid = (same & (dist < float("inf"))).any(dim=1)
-    check_some_partner(valid)
-    if not bool(valid.any()):
-        raise DataError("no anchor has a same-class partner at a finite distance, so the SNNL is undefined")
+    same, valid = distance_masks(labels, dist)
     n_valid = valid.sum()
 
     def at(temperature) -> torch.Tensor:
@@ -172,18 +168,12 @@ def _reduce(inp, labels, temperature, reduction, return_stats, kind, rows=None, 
         raise DataError(f"SNNL needs at least 2 samples in the batch, got {b}")
     labels = check_labels(labels, b, inp.device)
     if kind is None:
-        same, valid = pair_masks(labels)
-        valid = (same & (inp < float("inf"))).any(dim=1)  # a partner at +inf (masked out) does not count
+        same, valid = distance_masks(labels, inp)
     elif rows is None:
         not_positive, valid = gram_masks(labels)
     else:
         valid = valid_anchors(labels)
     check_some_partner(valid)
-    if kind is None and not bool(valid.any()):  # a distance matrix: validated (and synchronised) anyway
-        raise DataError(
-            f"no anchor in this batch of {b} has a same-class partner at a finite distance, "
-            "so the SNNL is undefined; use larger batches or class-balanced sampling"
-        )
     n_valid = valid.sum()
     t = temperature_tensor(temperature, inp)
     if kind is None:
@@ -283,9 +273,6 @@ def soft_nearest_neighbor_loss(
             rows, tile = _block_rows(b, chunk_size), _tile_size(b, chunk_size)
         return _reduce(z, labels, temperature, reduction, return_stats, kind=distance, rows=rows, tile=tile)
 
-
-_ChunkedGramSNNL = ChunkedGramSNNL  # the name tests and benchmarks patch
-_GramSNNL = GramSNNL
 
 
 def soft_nearest_neighbor_losses(

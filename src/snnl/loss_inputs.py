@@ -55,13 +55,22 @@ def check_some_partner(valid: torch.Tensor) -> None:
         )
 
 
-def pair_masks(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(same-class off-diagonal mask, valid-anchor mask)."""
-    b = labels.shape[0]
+def distance_masks(labels: torch.Tensor, dist: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For a (b, b) distance matrix: the same-class off-diagonal mask, and the anchors with a
+    same-class partner at a finite distance (a partner at +inf is masked out).
+
+    Raises:
+        DataError: no anchor has one (one host read: distance matrices are validated anyway).
+    """
     same = labels.unsqueeze(0) == labels.unsqueeze(1)
     same.fill_diagonal_(False)
-    valid = same.any(dim=1)
-    assert same.shape == (b, b)
+    valid = (same & (dist < float("inf"))).any(dim=1)
+    check_some_partner(valid)
+    if not bool(valid.any()):
+        raise DataError(
+            f"no anchor in this batch of {labels.shape[0]} has a same-class partner at a finite distance, "
+            "so the SNNL is undefined; use larger batches or class-balanced sampling"
+        )
     return same, valid
 
 

@@ -38,13 +38,13 @@ def lse_forward(dist: torch.Tensor, temperature: torch.Tensor, same: torch.Tenso
     return lse_all - lse_pos, lse_all, lse_pos
 
 
-def _lse_backward(dist, temperature, same, valid, lse_all, lse_pos, grad_out, need_t: bool, masked=False):
+def _lse_backward(dist, temperature, same, valid, lse_all, lse_pos, grad_out, need_t: bool):
     """dL/dD (b x b, a fresh tensor) and dL/dT, recomputing the softmaxes from D.
 
     dl_i/dlogit_ij = p_ij - q_ij (p: softmax over all others, q: over positives), and
     logit = -d / T, so dl/dd = -(p - q) / T and dl/dT = sum (p - q) d / T^2.
-    ``masked``: D may hold +inf (pairs masked out); their weights p - q are exactly 0 and
-    so is their share of dl/dT (the limit of w d as d -> inf), not 0 * inf = NaN.
+    D may hold +inf (pairs masked out): their weights p - q are exactly 0 and so is their
+    share of dl/dT (the limit of w d as d -> inf), not 0 * inf = NaN.
     """
     inv_t = 1.0 / temperature
     g = torch.where(valid, grad_out, torch.zeros_like(grad_out))
@@ -59,8 +59,7 @@ def _lse_backward(dist, temperature, same, valid, lse_all, lse_pos, grad_out, ne
     grad_t = None
     if need_t:
         weighted = p * dist
-        if masked:
-            weighted = torch.where(p == 0, torch.zeros_like(weighted), weighted)
+        weighted = torch.where(p == 0, torch.zeros_like(weighted), weighted)
         grad_t = weighted.sum() * inv_t * inv_t
         grad_t = grad_t.reshape(temperature.shape)
     return p.mul_(-inv_t), grad_t
@@ -85,6 +84,6 @@ class LogSpaceSNNL(torch.autograd.Function):
     def backward(ctx, grad_out):
         dist, temperature, same, valid, lse_all, lse_pos = ctx.saved_tensors
         grad_dist, grad_t = _lse_backward(
-            dist, temperature, same, valid, lse_all, lse_pos, grad_out, ctx.needs_input_grad[1], masked=True
+            dist, temperature, same, valid, lse_all, lse_pos, grad_out, ctx.needs_input_grad[1]
         )
         return (grad_dist if ctx.needs_input_grad[0] else None), grad_t, None, None

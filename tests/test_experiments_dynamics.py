@@ -14,13 +14,20 @@ from snnl.figures import REGIME_COLORS
 LAYERS = ["conv1", "conv2", "logits"]
 
 
-def _write_log(path, layers=LAYERS, steps=(0, 1, 3, 10, 30, 100), seed=0, columns=None):
+def _write_log(path, layers=LAYERS, steps=(0, 1, 3, 10, 30, 100), seed=0, columns=None, run=None):
+    """A probe log in the format `snnl train --probe-log` writes; ``run``: (dataset, regime, seed)
+    recorded in it (default: read off the test's own path .../DATASET/REGIME/seedN...)."""
+    if run is None:
+        parts = path.parts
+        run = (parts[-3], parts[-2], int(parts[-1].removeprefix("seed").split(".")[0]))
     rng = np.random.default_rng(seed)
     rows = []
     for s in steps:
         for i, layer in enumerate(layers):
-            rows.append({"step": s, "epoch": s / 10, "layer": layer, "snnl": 2.3 - 0.1 * i * np.log1p(s) + rng.normal(0, 0.01),
-                         "temperature": 1.0, "at_boundary": 0})
+            rows.append({"dataset": run[0], "regime": run[1], "seed": run[2], "step": s, "epoch": s / 10,
+                         "layer": layer, "snnl": 2.3 - 0.1 * i * np.log1p(s) + rng.normal(0, 0.01),
+                         "temperature": 1.0, "at_boundary": 0, "train_temperature": "", "pinned_fraction": "",
+                         "grad_ratio": ""})
     df = pd.DataFrame(rows)
     if columns is not None:
         df = df[columns]
@@ -29,29 +36,23 @@ def _write_log(path, layers=LAYERS, steps=(0, 1, 3, 10, 30, 100), seed=0, column
     return path
 
 
-@pytest.mark.parametrize(
-    "path, expected",
-    [
-        ("results/logs/mnist5k/baseline/seed0.probe.csv", ("mnist5k", "baseline", 0)),
-        ("results/logs/cifar10/entangled/seed12/probe.csv", ("cifar10", "entangled", 12)),
-        ("/abs/svhn/entangled/seed3.csv", ("svhn", "entangled", 3)),
-    ],
-)
-def test_run_from_path(path, expected):
-    run = dynamics.parse_run_path(path)
-    assert (run["dataset"], run["regime"], run["seed"]) == expected
+def test_the_run_is_what_the_log_records_never_its_path(tmp_path):
+    path = _write_log(tmp_path / "mnist5k" / "baseline" / "seed0.csv", run=("cifar10", "entangled", 12))
+    df = dynamics.read_logs([path])
+    assert set(zip(df["dataset"], df["regime"], df["seed"])) == {("cifar10", "entangled", 12)}
+    assert df["seed"].dtype.kind == "i"
 
 
-@pytest.mark.parametrize("path", ["seed1.csv", "a/b/c.csv", "x/seedling/probe.csv"])
-def test_paths_without_a_run(path):
-    assert dynamics.parse_run_path(path) is None
-
-
-def test_labels():
-    assert dynamics.parse_label("mnist5k/entangled/seed2") == {"dataset": "mnist5k", "regime": "entangled", "seed": 2}
-    assert dynamics.parse_label("digits/baseline", index=4)["seed"] == 4
-    with pytest.raises(DataError, match="DATASET/REGIME"):
-        dynamics.parse_label("digits")
+def test_a_log_without_its_identity_columns_is_refused_with_the_fix(tmp_path):
+    old = _write_log(tmp_path / "d" / "baseline" / "seed0.csv",
+                     columns=["step", "epoch", "layer", "snnl", "temperature", "at_boundary"])
+    with pytest.raises(DataError, match=r"probe log .*seed0.csv.* lacks the identity columns dataset, regime, seed.*"
+                                        r"rerun the training"):
+        dynamics.read_logs([old])
+    blank = tmp_path / "blank.csv"
+    pd.read_csv(_write_log(tmp_path / "d" / "entangled" / "seed1.csv")).assign(seed="").to_csv(blank, index=False)
+    with pytest.raises(DataError, match="identity columns"):
+        dynamics.read_logs([blank])
 
 
 def test_read_logs_tidy_and_checked(tmp_path):
@@ -61,21 +62,16 @@ def test_read_logs_tidy_and_checked(tmp_path):
     assert df.groupby(["regime", "seed"]).ngroups == 4
     assert list(df.columns[:7]) == ["dataset", "regime", "seed", "step", "layer", "layer_index", "snnl"]
     assert df.loc[df["layer"] == "logits", "layer_index"].eq(2).all()
+    assert df["pinned_fraction"].isna().all()  # empty cells: not measured
     with pytest.raises(DataError, match="from one file"):
         dynamics.read_logs([paths[0], paths[0]])
 
 
-def test_missing_columns_and_unknown_run_are_explained(tmp_path):
-    bad = _write_log(tmp_path / "d" / "baseline" / "seed0.csv", columns=["step", "layer", "temperature"])
+def test_missing_columns_are_explained(tmp_path):
+    bad = _write_log(tmp_path / "d" / "baseline" / "seed0.csv", columns=["dataset", "regime", "seed", "step", "layer",
+                                                                         "temperature"])
     with pytest.raises(DataError, match="lacks column.*snnl"):
         dynamics.read_logs([bad])
-    anon = _write_log(tmp_path / "log.csv")
-    with pytest.raises(DataError, match="--label"):
-        dynamics.read_logs([anon])
-    run = dynamics.read_logs([anon], ["digits/baseline/5"])
-    assert (run["seed"] == 5).all()
-    with pytest.raises(DataError, match="one label per file"):
-        dynamics.read_logs([anon, bad], ["digits/baseline/5"])
 
 
 def test_figure_panels_and_last_layer_style(tmp_path):

@@ -20,8 +20,8 @@ from snnl.errors import DataError
 from snnl.tables import OUTPUTS, fmt, load_inputs, write_tables
 from snnl.tables.inputs import Evaluation, Inputs, identify, knn_agreement, load_gan
 from snnl.tables.stats import mean_ci, paired
+from snnl.tables.markdown import accuracy_markdown
 from snnl.tables.tables import (
-    accuracy_markdown,
     accuracy_table,
     detection_table,
     ood_table,
@@ -132,17 +132,27 @@ def test_loading_rejects_duplicates_and_unfinished_evaluations(tmp_path):
     assert list(inp.evaluations) == [("d", "baseline", 0)]
 
 
-def test_gan_curves_are_named_after_the_file_or_explicitly(tmp_path):
-    df = pd.DataFrame({"step": [0, 0, 100, 100], "layer": ["pixels", "fc1"] * 2, "layer_index": [0, 1] * 2,
-                       "snnl": [0.1, 0.05, 0.5, 0.06]})
-    a = tmp_path / "gan_mnist5k.csv"
-    df.to_csv(a, index=False)
-    g = load_gan([a, f"cifar10={a}"])
-    assert list(dict.fromkeys(g["dataset"])) == ["mnist5k", "cifar10"]
+def test_gan_runs_are_what_the_curves_record_never_their_path(tmp_path):
+    def curve(dataset, seed):
+        return pd.DataFrame({"dataset": dataset, "seed": seed, "step": [0, 0, 100, 100], "layer": ["pixels", "fc1"] * 2,
+                             "layer_index": [0, 1] * 2, "snnl": [0.1, 0.05, 0.5, 0.06]})
+    a = tmp_path / "gan" / "mnist5k" / "seed0.csv"  # filed under another run's path
+    a.parent.mkdir(parents=True)
+    curve("cifar10", 3).to_csv(a, index=False)
+    b = tmp_path / "b.csv"
+    curve("cifar10", 4).to_csv(b, index=False)
+    g = load_gan([a, b])
+    assert list(dict.fromkeys(g["run"])) == ["cifar10/seed3", "cifar10/seed4"] and set(g["dataset"]) == {"cifar10"}
+    with pytest.raises(DataError, match="two GAN curves for run cifar10/seed3"):
+        load_gan([a, a])
+    old = tmp_path / "gan_mnist5k.csv"  # the format before 2026-12-01: no dataset, seed columns
+    curve("x", 0).drop(columns=["dataset", "seed"]).to_csv(old, index=False)
+    with pytest.raises(DataError, match=r"cannot tell which GAN run .*gan_mnist5k.csv.*\(columns dataset, seed"):
+        load_gan([old])
     with pytest.raises(DataError, match="lacks column"):
-        b = tmp_path / "bad.csv"
-        pd.DataFrame({"step": [0]}).to_csv(b, index=False)
-        load_gan([b])
+        bad = tmp_path / "bad.csv"
+        pd.DataFrame({"step": [0]}).to_csv(bad, index=False)
+        load_gan([bad])
 
 
 def test_synthetic_compare_purities_are_reported_beside_c4(tmp_path):
@@ -199,11 +209,13 @@ def test_accuracy_table_rows_and_numbers():
     assert (diff["mean"], diff["ci_lo"], diff["ci_hi"]) == pytest.approx((m, lo, hi))
     md = accuracy_markdown(df)
     table = [line for line in md.splitlines() if line.startswith("| mnist5k")]
-    assert len(table) == 1
+    assert len(table) == 2  # the per-regime row and the one comparison's row
     cells = [c.strip() for c in table[0].strip("|").split("|")]
-    assert cells[1] == fmt.cell(mean_ci(ACC["baseline"])) and cells[4] == "3 / 3 / 3"
-    assert cells[3] == f"{fmt.num(m, 3, True)} [{fmt.num(lo, 3, True)}, {fmt.num(hi, 3, True)}]"
-    assert cells[3] == "+0.0133 [-0.00564, +0.0323]"
+    assert cells[1] == fmt.cell(mean_ci(ACC["baseline"])) and cells[3] == "3 / 3"
+    cells = [c.strip() for c in table[1].strip("|").split("|")]
+    assert cells[1] == "entangled - baseline" and cells[4] == "3"
+    assert cells[2] == f"{fmt.num(m, 3, True)} [{fmt.num(lo, 3, True)}, {fmt.num(hi, 3, True)}]"
+    assert cells[2] == "+0.0133 [-0.00564, +0.0323]"
 
 
 def test_ood_and_detection_tables():
@@ -232,9 +244,9 @@ def test_cli_writes_every_output(tmp_path):
     inp = small_inputs()
     for key, m in inp.metrics.items():
         write_run(root, *key, m, inp.evaluations[key].summary)
-    gan = tmp_path / "results" / "experiments" / "gan_mnist5k.csv"
+    gan = tmp_path / "results" / "experiments" / "gan" / "mnist5k" / "seed0.csv"
     gan.parent.mkdir(parents=True)
-    pd.DataFrame({"step": np.repeat(np.arange(8) * 100, 2), "layer": ["pixels", "fc1"] * 8,
+    pd.DataFrame({"dataset": "mnist5k", "seed": 0, "step": np.repeat(np.arange(8) * 100, 2), "layer": ["pixels", "fc1"] * 8,
                   "layer_index": [0, 1] * 8, "snnl": np.ravel([[0.1 + 0.07 * i, 0.02] for i in range(8)])}).to_csv(
         gan, index=False)
     out = tmp_path / "tables"

@@ -28,6 +28,7 @@ COMMAND_MODULES: list[str] = [
     "snnl.commands.synthetic",
     "snnl.commands.temperature_curve",
     "snnl.commands.dynamics_figure",
+    "snnl.commands.bonus_figure",
     "snnl.commands.gan",
     "snnl.commands.tables",
     "snnl.commands.stale_lock",

@@ -31,7 +31,8 @@ from snnl.atomic import atomic_write
 
 #: Colours of the two training regimes, everywhere in the project (colour-blind safe:
 #: seaborn's "colorblind" blue and vermillion).
-REGIME_COLORS: dict[str, str] = {"baseline": "#0173B2", "entangled": "#D55E00"}
+REGIME_COLORS: dict[str, str] = {"baseline": "#0173B2", "entangled": "#D55E00", "official": "#CA9161",
+                                 "official_our_scale": "#CC78BC"}
 
 #: Colours of real and generated (fake) data in the GAN experiment.
 REAL_FAKE_COLORS: dict[str, str] = {"real": "#029E73", "fake": "#CC78BC"}
@@ -64,7 +65,7 @@ def set_style() -> None:
 
 
 def regime_color(regime: str) -> str:
-    """The colour of ``regime`` (``baseline``/``entangled``); a neutral grey for anything else."""
+    """The colour of ``regime`` (:data:`REGIME_COLORS`); a neutral grey for anything else."""
     return REGIME_COLORS.get(str(regime), "0.3")
 
 

@@ -10,17 +10,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "dynamics-figure",
         help="E4: per-layer SNNL during training, from the training runs' probe logs",
         description=(
-            "Read probe logs (CSV with columns step, layer, snnl; one file per dataset, regime and seed, "
-            "named .../DATASET/REGIME/seedN...) and draw one panel per dataset and regime with one line per "
-            "layer (mean over seeds; the last layer black and dashed), the step on a log axis. "
+            "Read probe logs (`snnl train --probe-log`: CSV with columns dataset, regime, seed, step, layer, snnl; "
+            "each file's run is what its dataset, regime and seed columns record) and draw one panel per dataset "
+            "and regime with one line per layer (mean over seeds; the last layer black and dashed), the step on a log axis. "
             "Settings: `experiments.dynamics` in --config."
         ),
     )
     p.add_argument("--logs", required=True, nargs="+", metavar="FILE", help="probe logs")
-    p.add_argument(
-        "--label", action="append", default=None, metavar="DATASET/REGIME[/SEED]",
-        help="run of each --logs file, in order (default: read from the path)",
-    )
     p.add_argument("--config", default=None, metavar="FILE", help="YAML config with an `experiments:` section")
     p.add_argument("--figure", "--out", dest="figure", required=True, metavar="PNG", help="output PNG")
     p.add_argument("--csv", default=None, metavar="PATH", help="also write the combined tidy data")
@@ -38,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from snnl.figures import save_figure
 
     cfg = config.load("dynamics", args.config)
-    df = dynamics.read_logs(args.logs, args.label)
+    df = dynamics.read_logs(args.logs)
     if args.csv:
         write_csv(df, args.csv)
     save_figure(dynamics.plot(df, band=cfg.band), args.figure)

@@ -3,20 +3,22 @@ r"""`snnl tables`: result tables and the verdicts on claims C1-C7.
     snnl tables --metrics results/metrics/mnist5k/*/seed*.json \
         --evaluations results/evaluation/mnist5k/*/seed*/summary.json \
         [--dynamics results/dynamics/mnist5k/*/seed*.csv] \
-        [--gan results/experiments/gan_mnist5k.csv] \
+        [--dynamics-long results/dynamics_long/mnist5k/baseline/seed*.csv] \
+        [--gan results/experiments/gan/mnist5k/seed*.csv] \
         [--synthetic results/experiments/synthetic_compare.csv] \
         [--config config/default.yaml] --out results/tables
 
 Every input is an explicit file, so a Snakemake rule can list them. A run's dataset,
-regime and seed are what its metrics JSON or summary.json records (a probe log records none:
-its run comes from its path, .../DATASET/REGIME/seedN.csv; without --dynamics the probe
-curves are the metrics' own records); an evaluation is given as its folder or its
-summary.json; a GAN curve as NAME=CSV or a CSV named gan_NAME.csv. Writes accuracy, ood,
-detection and claims (.csv and .md), confidence.csv (max-softmax histograms for `dvc plots`)
-and summary.json into OUT, each atomically. The verdicts follow
-docs/RESULTS.md, "Decision rules", whose parameters are fixed: --config is only recorded
-(path and SHA-256) in summary.json, to tie the tables to the run's settings. A claim whose
-inputs are not given is "not run".
+regime and seed are what its file records, never its path: the metrics JSON's keys,
+summary.json's checkpoint, a probe log's dataset/regime/seed columns, a GAN curve's
+dataset/seed columns (one GAN run per (dataset, seed)). Without --dynamics the probe curves
+are the metrics' own records. An evaluation is given as its folder or its summary.json.
+Writes accuracy, ood, detection, bonus and claims (.csv and .md), confidence.csv (max-softmax
+histograms for `dvc plots`) and summary.json into OUT, each atomically. C3-C7 are decided
+once per comparison R - baseline (rows C3, C3 · official, ...); --dynamics-long adds the
+row C1 (long). The verdicts follow docs/RESULTS.md, "Decision rules", whose parameters are
+fixed: --config is only recorded (path and SHA-256) in summary.json, to tie the tables to
+the run's settings. A claim whose inputs are not given is "not run".
 """
 
 from __future__ import annotations
@@ -36,10 +38,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--evaluations", nargs="+", action="extend", default=[], metavar="DIR",
                    help="`snnl evaluate` folders (or their summary.json)")
     p.add_argument("--dynamics", nargs="+", action="extend", default=[], metavar="CSV",
-                   help="probe logs of `snnl train --probe-log` (.../DATASET/REGIME/seedN.csv; C1, C4); "
-                        "default: the metrics' probe records")
-    p.add_argument("--gan", nargs="+", action="extend", default=[], metavar="[NAME=]CSV",
-                   help="GAN curves of `snnl gan` (C2)")
+                   help="probe logs of `snnl train --probe-log` (each records its dataset, regime and seed; C1, C4, "
+                        "bonus); default: the metrics' probe records")
+    p.add_argument("--dynamics-long", nargs="+", action="extend", default=[], metavar="CSV",
+                   help="probe logs of the long baseline runs (experiments.dynamics.long_epochs): the row C1 (long)")
+    p.add_argument("--gan", nargs="+", action="extend", default=[], metavar="CSV",
+                   help="GAN curves of `snnl gan`, one per (dataset, seed), each recording both (C2)")
     p.add_argument("--synthetic", nargs="+", action="extend", default=[], metavar="CSV",
                    help="CSVs of `snnl synthetic` (E2 purities, reported beside C4)")
     p.add_argument("--config", default=None, metavar="FILE",
@@ -55,10 +59,11 @@ def run(args: argparse.Namespace) -> int:
 
     if not (args.metrics or args.evaluations or args.dynamics or args.gan):
         raise ConfigError("snnl tables needs inputs: --metrics, --evaluations, --dynamics and/or --gan")
-    inputs = load_inputs(args.metrics, args.evaluations, args.dynamics, args.gan, args.synthetic)
+    inputs = load_inputs(args.metrics, args.evaluations, args.dynamics, args.gan, args.synthetic,
+                         dynamics_long=args.dynamics_long)
     summary = write_tables(inputs, args.out, config=args.config)
     if not args.quiet:
         claims = summary["claims"]
         print("claims: " + "; ".join(f"{c} {v['verdict']}" for c, v in claims.items()))
-        print(f"wrote {args.out}/{{accuracy,ood,detection,claims}}.{{csv,md}}, confidence.csv and summary.json")
+        print(f"wrote {args.out}/{{accuracy,ood,detection,bonus,claims}}.{{csv,md}}, confidence.csv and summary.json")
     return 0

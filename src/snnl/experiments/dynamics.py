@@ -5,70 +5,58 @@ draws one panel per (dataset, regime): the SNNL of every layer against the train
 step on a log axis, the last layer (the logits) black and dashed. The paper's claim:
 in all layers but the last the SNNL first falls, then rises; the last keeps falling.
 
-A probe log is a long-format CSV with at least the columns
+A probe log (``snnl train --probe-log``) is a long-format CSV with the columns
 
+    dataset, regime, seed  (the run the file belongs to: read from here, never from its path)
     step   (int, training step; 0 = the untrained model)
+    epoch  (float)
     layer  (str, module name; the last layer to appear in the file is drawn as the last layer)
     snnl   (float, SNNL at the optimal temperature on the fixed probe batch)
+    temperature, at_boundary  (that optimal temperature; whether it is at the search's boundary)
+    train_temperature, pinned_fraction, grad_ratio  (the bonus measurements of a regularised
+           layer, empty for the baseline and the logits; docs/RESULTS.md, "What each bonus does")
 
-Other columns (``epoch``, ``temperature``, ``at_boundary``...) are carried along and
-ignored. Which run a file belongs to comes from its path, ``.../{dataset}/{regime}/seed{seed}...``
-(e.g. ``results/logs/mnist5k/baseline/seed0.probe.csv``), or from an explicit label
-``DATASET/REGIME[/SEED]``.
+Files written before 2026-12-01 lack the identity columns and are refused with the fix (rerun
+the training that writes them).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from snnl.errors import DataError
-from snnl.regimes import REGIMES
+from snnl.regimes import BASELINE, REGIMES
 
+IDENTITY_COLUMNS = ("dataset", "regime", "seed")
 REQUIRED_COLUMNS = ("step", "layer", "snnl")
-_SEED_PART = re.compile(r"seed(\d+)(?!\d)")
+BONUS_COLUMNS = ("train_temperature", "pinned_fraction", "grad_ratio")
 
 
-def parse_run_path(path: str | Path) -> dict | None:
-    """``{"dataset", "regime", "seed"}`` from a path ``.../{dataset}/{regime}/seed{seed}...``:
-    the last path component starting with ``seed<digits>`` (a file ``seed0.csv`` or a
-    folder ``seed0/``) and the two folders above it. None when there is no such component."""
-    parts = Path(path).parts
-    for i in range(len(parts) - 1, 1, -1):
-        m = _SEED_PART.match(parts[i])
-        if m:
-            return {"dataset": parts[i - 2], "regime": parts[i - 1], "seed": int(m.group(1))}
-    return None
+def _identity(df: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """``df`` with its identity columns checked and typed (dataset, regime: str; seed: int)."""
+    missing = [c for c in IDENTITY_COLUMNS if c not in df.columns]
+    seeds = pd.to_numeric(df["seed"], errors="coerce") if "seed" in df.columns else None
+    if missing or df["dataset"].isna().any() or df["regime"].isna().any() or seeds.isna().any() \
+            or (seeds != seeds.round()).any():
+        raise DataError(f"cannot tell which run probe log {path} belongs to: it lacks the identity columns "
+                        f"{', '.join(IDENTITY_COLUMNS)} (or leaves them empty); rerun the training that writes it "
+                        "(`snnl train --probe-log`, since 2026-12-01 it records them)")
+    df["dataset"], df["regime"], df["seed"] = df["dataset"].astype(str), df["regime"].astype(str), seeds.astype(int)
+    return df
 
 
-def parse_label(label: str, index: int = 0) -> dict:
-    """``DATASET/REGIME[/SEED]`` -> ``{"dataset", "regime", "seed"}`` (seed defaults to ``index``)."""
-    parts = [p for p in label.split("/") if p != ""]
-    if len(parts) not in (2, 3):
-        raise DataError(f"label {label!r} must read DATASET/REGIME or DATASET/REGIME/SEED, e.g. mnist5k/baseline/0")
-    seed = index
-    if len(parts) == 3:
-        text = parts[2].removeprefix("seed")
-        if not text.isdigit():
-            raise DataError(f"label {label!r}: the seed must be an integer, got {parts[2]!r}")
-        seed = int(text)
-    return {"dataset": parts[0], "regime": parts[1], "seed": seed}
+def read_log(path: str | Path) -> pd.DataFrame:
+    """One probe log, checked, with ``layer_index`` added; the run from its own columns.
 
-
-def read_log(path: str | Path, run: dict | None = None) -> pd.DataFrame:
-    """One probe log, checked, with ``dataset``, ``regime``, ``seed``, ``layer_index`` added."""
+    Raises:
+        DataError: the file is missing, unreadable, empty, or lacks a needed or identity column.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"training log {path} does not exist; train the run first (it writes the probe log)")
-    run = run or parse_run_path(path)
-    if run is None:
-        raise DataError(
-            f"cannot tell which run {path} belongs to: its path does not read .../DATASET/REGIME/seedN...; "
-            "pass --label DATASET/REGIME/SEED for every --logs file"
-        )
     try:
         df = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
@@ -81,7 +69,7 @@ def read_log(path: str | Path, run: dict | None = None) -> pd.DataFrame:
         )
     if df.empty:
         raise DataError(f"training log {path} has no rows; was the run's probe enabled (probe_points > 0)?")
-    df = df.copy()
+    df = _identity(df.copy(), path)
     df["step"] = pd.to_numeric(df["step"], errors="coerce")
     df["snnl"] = pd.to_numeric(df["snnl"], errors="coerce")
     if df["step"].isna().any() or (df["step"] < 0).any():
@@ -89,31 +77,49 @@ def read_log(path: str | Path, run: dict | None = None) -> pd.DataFrame:
     df["layer"] = df["layer"].astype(str)
     order = {name: i for i, name in enumerate(dict.fromkeys(df["layer"]))}
     df["layer_index"] = df["layer"].map(order)
-    for key in ("dataset", "regime", "seed"):
-        df[key] = run[key]
+    for col in BONUS_COLUMNS:
+        df[col] = pd.to_numeric(df[col], errors="coerce") if col in df.columns else float("nan")
     front = ["dataset", "regime", "seed", "step", "layer", "layer_index", "snnl"]
     return df[front + [c for c in df.columns if c not in front]]
 
 
-def read_logs(paths: Sequence[str | Path], labels: Sequence[str] | None = None) -> pd.DataFrame:
-    """All logs in one tidy frame; ``labels`` (one per path) override the path pattern."""
+def read_logs(paths: Sequence[str | Path]) -> pd.DataFrame:
+    """All logs in one tidy frame (each run from its file's identity columns).
+
+    Raises:
+        DataError: no paths, a bad file (:func:`read_log`), or one run's step and layer in two files.
+    """
     if not paths:
         raise DataError("no training logs given; pass --logs FILE [FILE ...]")
-    if labels and len(labels) != len(paths):
-        raise DataError(f"{len(labels)} --label value(s) for {len(paths)} --logs file(s); give one label per file")
-    frames = []
-    for i, path in enumerate(paths):
-        run = parse_label(labels[i], i) if labels else None
-        frames.append(read_log(path, run))
-    df = pd.concat(frames, ignore_index=True)
+    df = pd.concat([read_log(path) for path in paths], ignore_index=True)
     dup = df.duplicated(["dataset", "regime", "seed", "step", "layer"])
     if dup.any():
         row = df[dup].iloc[0]
         raise DataError(
             f"two logs give run {row['dataset']}/{row['regime']}/seed{row['seed']} step {row['step']} layer "
-            f"{row['layer']}: each (dataset, regime, seed) must come from one file (check the paths or --label)"
+            f"{row['layer']}: each (dataset, regime, seed) must come from one file (check the files' dataset, "
+            "regime and seed columns)"
         )
     return df
+
+
+BONUS_LABELS = {"pinned_fraction": "pinned fraction (cleverhans numerics)",
+                "grad_ratio": "gradient ratio |grad(alpha SNNL)| / |grad CE|"}
+
+
+def bonus_long(probe: pd.DataFrame) -> pd.DataFrame:
+    """The bonus measurements of the non-baseline runs in long form, one row per (run, step,
+    layer, quantity) with a finite value: dataset, regime, seed, step, layer, layer_index,
+    quantity (``pinned_fraction`` or ``grad_ratio``), value (a fraction in [0, 1]; a ratio >= 0).
+    Empty where the probe recorded none (baseline, logits, logs written before 2026-12-01)."""
+    cols = ["dataset", "regime", "seed", "step", "layer", "layer_index"]
+    quantities = [c for c in ("pinned_fraction", "grad_ratio") if c in probe.columns]
+    df = probe[probe["regime"] != BASELINE]
+    if not quantities or df.empty:
+        return pd.DataFrame(columns=cols + ["quantity", "value"])
+    long = df[cols + quantities].melt(id_vars=cols, value_vars=quantities, var_name="quantity", value_name="value")
+    long["value"] = pd.to_numeric(long["value"], errors="coerce")
+    return long[long["value"].notna()].reset_index(drop=True)
 
 
 def _ordered(values, preferred: Sequence[str] = ()) -> list:
@@ -172,5 +178,55 @@ def plot(df: pd.DataFrame, band: str = "sd", title: str | None = None):
     fig.suptitle(
         title or f"E4: per-layer SNNL at the optimal temperature during training ({band_note})"
     )
+    fig.tight_layout()
+    return fig
+
+
+def plot_bonus(long: pd.DataFrame, title: str | None = None):
+    """What each bonus does: per dataset two rows of panels (pinned fraction, gradient ratio) and
+    one column per regularised layer; x: the training step (symmetric-log axis, so step 0 shows);
+    one line per regime in its colour (mean over seeds). ``long``: :func:`bonus_long`'s frame.
+
+    Raises:
+        DataError: ``long`` is empty (no non-baseline run recorded the bonus measurements).
+    """
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    from snnl.figures import legend_outside, regime_color, set_style
+
+    if long.empty:
+        raise DataError("no bonus measurements (pinned_fraction, grad_ratio) in the non-baseline runs' probe records; "
+                        "train the entangled/official regimes with the current code (the probe records them)")
+    set_style()
+    datasets, regimes = _ordered(long["dataset"]), _ordered(long["regime"], REGIMES)
+    quantities = [q for q in BONUS_LABELS if q in set(long["quantity"])]
+    layers = list(long.sort_values("layer_index", kind="stable")["layer"].drop_duplicates())
+    nrows = len(datasets) * len(quantities)
+    fig, axes = plt.subplots(nrows, len(layers), figsize=(4.6 * len(layers) + 2.2, 3.4 * nrows), squeeze=False,
+                             sharex=True)
+    for i, (dataset, quantity) in enumerate((d, q) for d in datasets for q in quantities):
+        part = long[(long["dataset"] == dataset) & (long["quantity"] == quantity)]
+        for j, layer in enumerate(layers):
+            ax = axes[i][j]
+            for regime in regimes:
+                lp = part[(part["layer"] == layer) & (part["regime"] == regime)]
+                if not lp.empty:
+                    seeds = lp["seed"].nunique()
+                    sns.lineplot(data=lp, x="step", y="value", ax=ax, errorbar=None, color=regime_color(regime),
+                                 marker="o", markersize=3.5, markeredgewidth=0,
+                                 label=f"{regime} ({seeds} seed{'s' if seeds != 1 else ''})")
+            ax.set_xscale("symlog", linthresh=1.0)
+            if quantity == "grad_ratio" and (part["value"] > 0).all() and not part.empty:
+                ax.set_yscale("log")
+            ax.set_title(f"{dataset} · {layer}")
+            ax.set_xlabel("training step (log scale; 0 = untrained)")
+            ax.set_ylabel(BONUS_LABELS[quantity] if j == 0 else "")
+            if ax.get_legend() is not None:
+                ax.get_legend().remove()
+        handles, labels = axes[i][0].get_legend_handles_labels()
+        if handles:
+            legend_outside(axes[i][-1], handles, labels, title="regime (mean over seeds)")
+    fig.suptitle(title or "What each bonus does: anchors pinned at the cap, and the SNNL's gradient against CE's")
     fig.tight_layout()
     return fig

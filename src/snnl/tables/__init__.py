@@ -6,11 +6,14 @@
 
 writes into the output folder, each file atomically and ``summary.json`` last:
 
-    accuracy.csv / .md    test accuracy per dataset and regime, and entangled - baseline (paired by seed)
+    accuracy.csv / .md    test accuracy per dataset and regime, and each comparison R - REF (paired by seed,
+                          with its minimum detectable effect at 80% power)
     ood.csv / .md         mean max-softmax on the test split and each outlier set, test ECE, max-softmax AUROC
     detection.csv / .md   AUROC, AUPR, FPR@95%TPR of every detection score and target
     confidence.csv        max-softmax histograms on the test split and the outlier sets (DVC plots)
-    claims.csv / .md      C1-C7: evidence, rule and verdict (docs/RESULTS.md, "Decision rules")
+    bonus.csv / .md       pinned fraction and gradient ratio of the non-baseline runs (reported, not judged)
+    claims.csv / .md      C1-C7 (C3-C7 once per comparison R - baseline): evidence, rule and verdict
+                          (docs/RESULTS.md, "Decision rules")
     summary.json          the headline numbers and verdicts (DVC metrics)
 
 The command line is `snnl tables` (:mod:`snnl.commands.tables`).
@@ -28,14 +31,18 @@ from snnl.tables.claims import (
     C1_MARGIN,
     C2_MARGIN,
     CONFIDENCE,
+    MACHINE_SPREAD,
     ClaimResult,
     claims_frame,
     claims_markdown,
     claims_summary,
     evaluate_claims,
 )
+from snnl.tables.bonus import bonus_markdown, bonus_table
 from snnl.tables.inputs import Inputs, load_inputs
+from snnl.tables.markdown import accuracy_markdown, detection_markdown, ood_markdown
 from snnl.tables.stats import (
+    POWER,
     Estimate,
     aggregate,
     margin_rule,
@@ -45,17 +52,16 @@ from snnl.tables.stats import (
 )
 from snnl.tables.tables import (
     DIFF,
-    accuracy_markdown,
     accuracy_table,
+    comparisons,
+    regimes_present,
     confidence_table,
-    detection_markdown,
     detection_table,
-    ood_markdown,
     ood_table,
 )
 
 OUTPUTS = ("accuracy.csv", "accuracy.md", "ood.csv", "ood.md", "detection.csv", "detection.md", "confidence.csv",
-           "claims.csv", "claims.md", "summary.json")
+           "bonus.csv", "bonus.md", "claims.csv", "claims.md", "summary.json")
 
 __all__ = [
     "OUTPUTS",
@@ -85,18 +91,23 @@ def _clean(obj: Any) -> Any:
 
 
 def _regime_key(regime: str) -> str:
+    """summary.json's key of a table row: the regime, ``difference`` for entangled - baseline
+    (as before the comparisons), the comparison's label (``official - baseline``) for the others."""
     return "difference" if regime == DIFF else regime
 
 
 def _nested(df: pd.DataFrame, keys: list[str]) -> dict[str, Any]:
-    """Rows -> {key1: {key2: ... {regime: {n, mean, ci_lo, ci_hi}}}}."""
+    """Rows -> {key1: {key2: ... {regime: {n, mean, ci_lo, ci_hi[, mde]}}}} (mde on the differences)."""
     out: dict[str, Any] = {}
     for row in df.itertuples(index=False):
         r = row._asdict()
         node = out
         for k in keys:
             node = node.setdefault(str(r[k]), {})
-        node[_regime_key(r["regime"])] = {"n": int(r["n"]), "mean": r["mean"], "ci_lo": r["ci_lo"], "ci_hi": r["ci_hi"]}
+        entry = {"n": int(r["n"]), "mean": r["mean"], "ci_lo": r["ci_lo"], "ci_hi": r["ci_hi"]}
+        if " - " in str(r["regime"]):
+            entry["mde"] = r.get("mde")
+        node[_regime_key(r["regime"])] = entry
     return out
 
 
@@ -117,12 +128,14 @@ def summary_dict(acc: pd.DataFrame, ood: pd.DataFrame, det: pd.DataFrame, result
                  inputs: Inputs, config: str | Path | None = None) -> dict[str, Any]:
     headline = det[det["score"].isin(["snnl_combined", "knn_combined", "msp"]) & (det["metric"] == "auroc")]
     return _clean({
-        "settings": {"confidence": CONFIDENCE, "c1_margin_nats": C1_MARGIN, "c2_margin_nats": C2_MARGIN},
+        "settings": {"confidence": CONFIDENCE, "c1_margin_nats": C1_MARGIN, "c2_margin_nats": C2_MARGIN,
+                     "mde_power": POWER, "machine_spread": MACHINE_SPREAD},
         "source": _config_info(config),
         "runs": {"metrics": len(inputs.metrics), "evaluations": len(inputs.evaluations)},
         "accuracy": {d: v.get("test_accuracy", {}) for d, v in _nested(acc, ["dataset", "metric"]).items()},
         "ood": _nested(ood, ["dataset", "set", "metric"]),
         "detection_auroc": _nested(headline, ["dataset", "target", "score"]),
+        "comparisons": [f"{r} - {ref}" for r, ref in comparisons(regimes_present(inputs))],
         "claims": claims_summary(results),
     })
 
@@ -135,7 +148,8 @@ def build(inputs: Inputs, config: str | Path | None = None) -> dict[str, Any]:
     det = detection_table(inputs, CONFIDENCE)
     results = evaluate_claims(inputs)
     return {"accuracy": acc, "ood": ood, "detection": det, "confidence": confidence_table(inputs),
-            "claims": results, "summary": summary_dict(acc, ood, det, results, inputs, config)}
+            "bonus": bonus_table(inputs, CONFIDENCE), "claims": results,
+            "summary": summary_dict(acc, ood, det, results, inputs, config)}
 
 
 def write_tables(inputs: Inputs, out: str | Path, config: str | Path | None = None) -> dict[str, Any]:
@@ -161,6 +175,8 @@ def write_tables(inputs: Inputs, out: str | Path, config: str | Path | None = No
     csv("detection.csv", b["detection"])
     atomic_write_text(out / "detection.md", detection_markdown(b["detection"], CONFIDENCE))
     csv("confidence.csv", b["confidence"])
+    csv("bonus.csv", b["bonus"])
+    atomic_write_text(out / "bonus.md", bonus_markdown(b["bonus"], CONFIDENCE))
     csv("claims.csv", claims_frame(b["claims"]))
     atomic_write_text(out / "claims.md", claims_markdown(b["claims"]))
     atomic_write_text(out / "summary.json", json.dumps(b["summary"], indent=2, allow_nan=False) + "\n")

@@ -37,17 +37,24 @@ def interval(est: Estimate, sig: int = 4, sign: bool = False) -> str:
     return f"[{num(est.lo, sig, sign)}, {num(est.hi, sig, sign)}]"
 
 
-def cell(est: Estimate, sig: int = 4, sign: bool = False, show_n: bool = False) -> str:
-    """"0.9712 [0.9650, 0.9774]" (mean and interval); "0.9712 (n=1)" without an interval."""
+def mde(est: Estimate, sig: int = 3) -> str:
+    """The minimum detectable effect of a paired difference ("0.0152"), or n/a where it has none."""
+    return num(est.mde, sig)
+
+
+def cell(est: Estimate, sig: int = 4, sign: bool = False, show_n: bool = False, show_mde: bool = False) -> str:
+    """"0.9712 [0.9650, 0.9774]" (mean and interval); "0.9712 (n=1)" without an interval;
+    ``show_mde``: "+0.0100 [-0.0050, +0.0250] (n=3, MDE 0.0290)" where the MDE is defined."""
     if est.n == 0:
         return NA
     text = num(est.mean, sig, sign)
     ci = interval(est, sig, sign)
     if ci:
         text += f" {ci}"
-    if show_n or not ci:
-        text += f" (n={est.n})"
-    return text
+    extra = [f"n={est.n}"] if show_n or not ci else []
+    if show_mde and math.isfinite(est.mde):
+        extra.append(f"MDE {mde(est, sig)}")
+    return text + (f" ({', '.join(extra)})" if extra else "")
 
 
 def _escape(text: str) -> str:

@@ -4,22 +4,21 @@
     evaluation folder   results/evaluation/{dataset}/{regime}/seed{seed}/      (snnl evaluate: summary.json,
                         tsne_gradients.csv)
     probe log           results/dynamics/{dataset}/{regime}/seed{seed}.csv     (snnl train --probe-log)
-    GAN curve           results/experiments/gan_{dataset}.csv                  (snnl gan --csv)
+    long probe log      results/dynamics_long/{dataset}/baseline/seed{seed}.csv (the same, long runs; C1 (long))
+    GAN curve           results/experiments/gan/{dataset}/seed{seed}.csv       (snnl gan --csv)
     E2 points           results/experiments/synthetic_compare.csv              (snnl synthetic --mode compare)
 
 A run's dataset, regime and seed are what its file records (the metrics JSON's ``dataset``,
-``regime``, ``seed``; summary.json's ``checkpoint``), never guessed from where the file lies:
-a file that does not record them is an error naming it. Probe logs record no run, so with
-``--dynamics`` theirs comes from the path (``.../DATASET/REGIME/seedN.csv``); without, the
-probe curves are the metrics JSONs' own ``probe`` records. A GAN curve is named
-``NAME=PATH`` or after its file (``gan_mnist5k.csv`` -> ``mnist5k``).
+``regime``, ``seed``; summary.json's ``checkpoint``; a probe log's columns ``dataset``,
+``regime``, ``seed``; a GAN curve's columns ``dataset``, ``seed``), never guessed from where the
+file lies: a file that does not record them is an error naming it. Without ``--dynamics`` the
+probe curves are the metrics JSONs' own ``probe`` records.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from snnl.errors import DataError
-from snnl.experiments.dynamics import read_logs
+from snnl.experiments.dynamics import BONUS_COLUMNS, read_logs
 
 RunKey = tuple[str, str, int]  # (dataset, regime, seed)
 
@@ -51,8 +50,9 @@ class Evaluation:
 class Inputs:
     metrics: dict[RunKey, dict[str, Any]] = field(default_factory=dict)
     evaluations: dict[RunKey, Evaluation] = field(default_factory=dict)
-    dynamics: pd.DataFrame | None = None  # dataset, regime, seed, step, layer, layer_index, snnl
-    gan: pd.DataFrame | None = None  # dataset, run, step, layer, layer_index, snnl
+    dynamics: pd.DataFrame | None = None  # dataset, regime, seed, step, layer, layer_index, snnl[, bonus columns]
+    dynamics_long: pd.DataFrame | None = None  # the same, of the long baseline runs (C1 (long))
+    gan: pd.DataFrame | None = None  # dataset, run, seed, source, step, layer, layer_index, snnl
     synthetic: pd.DataFrame | None = None  # objective, direction, snnl, kmeans_purity, fine_kmeans_purity (one row each)
     sources: dict[str, list[str]] = field(default_factory=dict)
 
@@ -150,13 +150,16 @@ def load_evaluations(paths: Sequence[str | Path]) -> dict[RunKey, Evaluation]:
 
 
 def load_dynamics(paths: Sequence[str | Path]) -> pd.DataFrame:
+    """Probe logs (each run from the file's own identity columns) in one frame."""
     df = read_logs([str(p) for p in paths])
     df["seed"] = df["seed"].astype(int)
     return df
 
 
 def probe_frame(metrics: dict[str, Any], key: RunKey) -> pd.DataFrame | None:
-    """The ``probe`` records of a metrics JSON as a probe-log frame (None when it has none)."""
+    """The ``probe`` records of a metrics JSON as a probe-log frame (None when it has none); the
+    run is ``key`` (what the JSON records at its top level); the bonus measurements
+    (:data:`BONUS_COLUMNS`, None where not measured) are carried along when recorded."""
     records = metrics.get("probe") or []
     if not records:
         return None
@@ -168,45 +171,59 @@ def probe_frame(metrics: dict[str, Any], key: RunKey) -> pd.DataFrame | None:
     order = {name: i for i, name in enumerate(dict.fromkeys(df["layer"]))}
     df["layer_index"] = df["layer"].map(order)
     df["dataset"], df["regime"], df["seed"] = key
-    return df[["dataset", "regime", "seed", "step", "layer", "layer_index", "snnl"]]
+    for col in BONUS_COLUMNS:
+        df[col] = pd.to_numeric(df[col], errors="coerce") if col in df.columns else np.nan
+    return df[["dataset", "regime", "seed", "step", "layer", "layer_index", "snnl", *BONUS_COLUMNS]]
 
 
-_GAN_PREFIX = re.compile(r"^gan[_-]")
+GAN_IDENTITY = ("dataset", "seed")
 
 
-def parse_named(item: str) -> tuple[str | None, Path]:
-    """``NAME=PATH`` -> (NAME, PATH); a bare PATH -> (None, PATH)."""
-    name, sep, rest = str(item).partition("=")
-    if sep and name and "/" not in name and rest:
-        return name, Path(rest)
-    return None, Path(item)
-
-
-def load_gan(items: Sequence[str | Path]) -> pd.DataFrame:
-    """GAN curves, one row per (run, step, layer): dataset, run, step, layer, layer_index, snnl."""
-    frames = []
-    counts: dict[str, int] = {}
-    for item in items:
-        name, path = parse_named(str(item))
-        if not path.is_file():
-            raise DataError(f"GAN curve {path} does not exist; run `snnl gan ... --csv {path}` first")
+def _read_gan_csv(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataError(f"GAN curve {path} does not exist; run `snnl gan ... --csv {path}` first")
+    try:
         df = pd.read_csv(path)
-        missing = [c for c in ("step", "layer", "snnl") if c not in df.columns]
-        if missing:
-            raise DataError(f"GAN curve {path} lacks column(s) {', '.join(missing)}; it should be the CSV of `snnl gan`")
-        if name is None:
-            name = _GAN_PREFIX.sub("", path.stem) or path.stem
-        counts[name] = counts.get(name, 0) + 1
-        df = df.copy()
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise DataError(f"GAN curve {path} is not a readable CSV ({err}); rerun `snnl gan`") from err
+    missing = [c for c in ("step", "layer", "snnl") if c not in df.columns]
+    if missing:
+        raise DataError(f"GAN curve {path} lacks column(s) {', '.join(missing)}; it should be the CSV of `snnl gan`")
+    ident = [c for c in GAN_IDENTITY if c not in df.columns]
+    seeds = pd.to_numeric(df["seed"], errors="coerce") if "seed" in df.columns else None
+    if ident or df["dataset"].isna().any() or seeds.isna().any() or (seeds != seeds.round()).any():
+        raise DataError(f"cannot tell which GAN run {path} belongs to: it does not record its dataset and integer "
+                        "seed (columns dataset, seed, written by `snnl gan` since 2026-12-01); rerun `snnl gan`")
+    return df
+
+
+def load_gan(paths: Sequence[str | Path]) -> pd.DataFrame:
+    """GAN curves (`snnl gan --csv`), one row per (run, step, layer): dataset, run, seed, source,
+    step, layer, layer_index, snnl. A run is a (dataset, seed) pair read from the file's own
+    ``dataset`` and ``seed`` columns, never from its path; ``run`` is ``DATASET/seedN``.
+
+    Raises:
+        DataError: a file is missing, lacks the columns, or two files hold the same run.
+    """
+    frames = []
+    seen: dict[tuple[str, int], Path] = {}
+    for path in map(Path, paths):
+        df = _read_gan_csv(path).copy()
+        df["dataset"] = df["dataset"].astype(str)
+        df["seed"] = pd.to_numeric(df["seed"]).astype(int)
+        for run in df[["dataset", "seed"]].drop_duplicates().itertuples(index=False):
+            if (run.dataset, run.seed) in seen:
+                raise DataError(f"two GAN curves for run {run.dataset}/seed{run.seed}: {seen[run.dataset, run.seed]} "
+                                f"and {path}; pass one file per (dataset, seed)")
+            seen[run.dataset, run.seed] = path
         df["snnl"] = pd.to_numeric(df["snnl"], errors="coerce")
         df["layer"] = df["layer"].astype(str)
         if "layer_index" not in df.columns:
             order = {n: i for i, n in enumerate(dict.fromkeys(df["layer"]))}
             df["layer_index"] = df["layer"].map(order)
-        df["dataset"] = name
-        df["run"] = f"{name}#{counts[name]}"
+        df["run"] = df["dataset"] + "/seed" + df["seed"].astype(str)
         df["source"] = str(path)
-        frames.append(df[["dataset", "run", "source", "step", "layer", "layer_index", "snnl"]])
+        frames.append(df[["dataset", "run", "seed", "source", "step", "layer", "layer_index", "snnl"]])
     return pd.concat(frames, ignore_index=True)
 
 
@@ -232,17 +249,19 @@ def load_inputs(
     dynamics: Sequence[str | Path] = (),
     gan: Sequence[str | Path] = (),
     synthetic: Sequence[str | Path] = (),
+    dynamics_long: Sequence[str | Path] = (),
 ) -> Inputs:
     inputs = Inputs(
         metrics=load_metrics(metrics),
         evaluations=load_evaluations(evaluations),
         dynamics=load_dynamics(dynamics) if dynamics else None,
+        dynamics_long=load_dynamics(dynamics_long) if dynamics_long else None,
         gan=load_gan(gan) if gan else None,
         synthetic=load_synthetic(synthetic) if synthetic else None,
     )
     inputs.sources = {"metrics": [str(p) for p in metrics], "evaluations": [str(p) for p in evaluations],
-                      "dynamics": [str(p) for p in dynamics], "gan": [str(p) for p in gan],
-                      "synthetic": [str(p) for p in synthetic]}
+                      "dynamics": [str(p) for p in dynamics], "dynamics_long": [str(p) for p in dynamics_long],
+                      "gan": [str(p) for p in gan], "synthetic": [str(p) for p in synthetic]}
     return inputs
 
 

@@ -1,6 +1,7 @@
 """Means with Student-t intervals, paired differences, and the verdict primitives of docs/RESULTS.md.
 
-    Estimate  n, mean and the two-sided t interval of the mean (NaN ends when n < 2)
+    Estimate  n, mean and the two-sided t interval of the mean (NaN ends when n < 2); for a
+              paired difference also its minimum detectable effect (MDE) at 80% power
     sign_rule       "X > 0" (or "X < 0") decided by where the interval lies relative to 0
     margin_rule     "X >= delta": met / failed / undecided (a single value is its own interval)
     aggregate       cells -> one verdict: all reproduced / any not reproduced / else inconclusive
@@ -11,7 +12,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import stats as _st
@@ -27,20 +28,23 @@ MET, FAILED, UNDECIDED = "met", "failed", "undecided"
 
 @dataclass(frozen=True)
 class Estimate:
-    """The mean of ``n`` finite values and its two-sided t interval at ``level``."""
+    """The mean of ``n`` finite values and its two-sided t interval at ``level``; ``mde``: the
+    minimum detectable effect (:func:`mde`) of a paired difference, NaN for a plain mean or n < 2."""
 
     n: int
     mean: float
     lo: float
     hi: float
     level: float = 0.95
+    mde: float = math.nan
 
     @property
     def has_interval(self) -> bool:
         return self.n >= 2 and math.isfinite(self.lo) and math.isfinite(self.hi)
 
     def to_dict(self, prefix: str = "") -> dict[str, float | int]:
-        return {f"{prefix}n": self.n, f"{prefix}mean": self.mean, f"{prefix}ci_lo": self.lo, f"{prefix}ci_hi": self.hi}
+        return {f"{prefix}n": self.n, f"{prefix}mean": self.mean, f"{prefix}ci_lo": self.lo, f"{prefix}ci_hi": self.hi,
+                f"{prefix}mde": self.mde}
 
 
 NAN_ESTIMATE = Estimate(0, math.nan, math.nan, math.nan)
@@ -67,16 +71,39 @@ def mean_ci(values: Iterable[float | None], level: float = 0.95) -> Estimate:
     return Estimate(n, mean, mean - half, mean + half, level)
 
 
+POWER = 0.80  # docs/RESULTS.md, "Power": the MDE is the effect detected with this probability
+
+
+def mde(values: Iterable[float | None], level: float = 0.95, power: float = POWER) -> float:
+    """Minimum detectable effect of the two-sided ``level`` one-sample t test on the finite
+    ``values`` (paired differences) at ``power`` (docs/RESULTS.md, "Power"):
+    (t(1/2 + level/2, n - 1) + t(power, n - 1)) * s_d / sqrt(n), s_d the sample standard
+    deviation (n - 1 in the denominator). Same units as the values; NaN when n < 2."""
+    x = _finite(values)
+    n = int(x.size)
+    if n < 2:
+        return math.nan
+    quantiles = float(_st.t.ppf(0.5 + level / 2.0, n - 1)) + float(_st.t.ppf(power, n - 1))
+    return quantiles * float(x.std(ddof=1)) / math.sqrt(n)
+
+
+def differences(values: Iterable[float | None], level: float = 0.95) -> Estimate:
+    """:func:`mean_ci` of differences, with their :func:`mde`."""
+    values = list(values)
+    return replace(mean_ci(values, level), mde=mde(values, level))
+
+
 def paired(
     entangled: Mapping[int, float | None], baseline: Mapping[int, float | None], level: float = 0.95
 ) -> tuple[Estimate, list[int]]:
-    """Estimate of entangled - baseline over the seeds where both are finite; also those seeds."""
+    """Estimate (with its MDE) of entangled - baseline (any regime minus its reference) over the
+    seeds where both are finite; also those seeds."""
     seeds = sorted(
         s for s in set(entangled) & set(baseline)
         if _is_finite(entangled[s]) and _is_finite(baseline[s])
     )
     diffs = [float(entangled[s]) - float(baseline[s]) for s in seeds]
-    return mean_ci(diffs, level), seeds
+    return differences(diffs, level), seeds
 
 
 def _is_finite(v: float | None) -> bool:

@@ -2,14 +2,15 @@
 
 Every CSV is tidy, one estimate per row:
 
-    accuracy.csv   dataset, regime, metric, n, mean, ci_lo, ci_hi, seeds
-    ood.csv        dataset, set, regime, metric, n, mean, ci_lo, ci_hi, seeds
-    detection.csv  dataset, target, score, regime, metric, n, mean, ci_lo, ci_hi, seeds
+    accuracy.csv   dataset, regime, metric, n, mean, ci_lo, ci_hi, mde, seeds
+    ood.csv        dataset, set, regime, metric, n, mean, ci_lo, ci_hi, mde, seeds
+    detection.csv  dataset, target, score, regime, metric, n, mean, ci_lo, ci_hi, mde, seeds
     confidence.csv dataset, regime, set, kind, confidence, fraction, n  (max-softmax histograms, for `dvc plots`)
 
-``regime`` is ``baseline``, ``entangled`` (mean and t interval over seeds) or
-``entangled - baseline`` (the paired difference, paired by seed; n = pairs); ``seeds``
-lists the seeds that entered the row. In ood.csv, ``set`` is ``test`` (metrics
+``regime`` is a regime (``baseline``, ``entangled``, ``official``, ``official_our_scale``: mean
+and t interval over seeds) or a comparison ``R - REF`` (:func:`comparisons`: the paired
+difference, paired by seed; n = pairs; ``mde`` its minimum detectable effect at 80% power,
+empty on the other rows); ``seeds`` lists the seeds that entered the row. In ood.csv, ``set`` is ``test`` (metrics
 ``mean_confidence``, ``ece``) or an outlier set (``mean_confidence``, ``msp_auroc``). In
 detection.csv, ``target`` is an evaluation comparison (``ood:<set>``,
 ``adv:<attack>:<eps>``), ``score`` one of ``snnl_<layer>``, ``snnl_combined``,
@@ -26,16 +27,24 @@ from typing import Any
 import pandas as pd
 
 from snnl.checks import check_values
-from snnl.regimes import BASELINE, ENTANGLED, REGIMES
-from snnl.tables import fmt
+from snnl.regimes import BASELINE, ENTANGLED, OFFICIAL, OFFICIAL_OUR_SCALE, REGIMES
 from snnl.tables.inputs import Inputs, RunKey
 from snnl.tables.stats import Estimate, mean_ci, paired
 
-DIFF = "entangled - baseline"
 
-ACCURACY_COLUMNS = ["dataset", "regime", "metric", "n", "mean", "ci_lo", "ci_hi", "seeds"]
-OOD_COLUMNS = ["dataset", "set", "regime", "metric", "n", "mean", "ci_lo", "ci_hi", "seeds"]
-DETECTION_COLUMNS = ["dataset", "target", "score", "regime", "metric", "n", "mean", "ci_lo", "ci_hi", "seeds"]
+
+def diff_label(regime: str, reference: str = BASELINE) -> str:
+    """The name of a comparison's rows: ``"entangled - baseline"``."""
+    return f"{regime} - {reference}"
+
+
+DIFF = diff_label(ENTANGLED)
+# reported, not judged (docs/RESULTS.md, "Regimes"): how much the activation scale changes the outcome
+REPORTED_COMPARISONS = ((OFFICIAL_OUR_SCALE, OFFICIAL),)
+
+ACCURACY_COLUMNS = ["dataset", "regime", "metric", "n", "mean", "ci_lo", "ci_hi", "mde", "seeds"]
+OOD_COLUMNS = ["dataset", "set", "regime", "metric", "n", "mean", "ci_lo", "ci_hi", "mde", "seeds"]
+DETECTION_COLUMNS = ["dataset", "target", "score", "regime", "metric", "n", "mean", "ci_lo", "ci_hi", "mde", "seeds"]
 DETECTION_METRICS = ("auroc", "aupr", "fpr95")
 
 Values = dict[str, dict[int, Any]]  # regime -> seed -> value
@@ -77,24 +86,42 @@ def collect(keys: Iterable[RunKey], value: Callable[[RunKey], Any]) -> dict[str,
     return out
 
 
-def regimes_of(values: Values) -> list[str]:
-    return [r for r in REGIMES if r in values] + sorted(r for r in values if r not in REGIMES)
+def regimes_of(values: Iterable[str]) -> list[str]:
+    """The regimes named in ``values`` (a collection of names, or a mapping keyed by them) in
+    display order: those of :data:`snnl.regimes.REGIMES` first, in its order, then the rest sorted."""
+    names = set(values)
+    return [r for r in REGIMES if r in names] + sorted(r for r in names if r not in REGIMES)
+
+
+def comparisons(regimes: Iterable[str], judged: bool = False) -> list[tuple[str, str]]:
+    """The comparisons (regime, reference) among ``regimes`` (docs/RESULTS.md, "Comparisons"):
+    every regime R other than baseline against baseline (judged: C3-C7 are decided on R -
+    baseline), in display order; unless ``judged``, also the reported ones
+    (:data:`REPORTED_COMPARISONS`: official_our_scale - official) whose two regimes are present.
+    The one place that says which differences the tables and claims show."""
+    present = regimes_of(regimes)
+    out = [(r, BASELINE) for r in present if r != BASELINE]
+    if not judged:
+        out += [(r, ref) for r, ref in REPORTED_COMPARISONS if r in present and ref in present]
+    return out
 
 
 def estimates(values: Values, level: float) -> list[tuple[str, Estimate, list[int]]]:
-    """(regime, estimate, seeds) per regime, then the paired difference when both regimes exist."""
+    """(regime, estimate, seeds) per regime, then (``R - REF``, paired difference with its MDE,
+    seeds) for each of :func:`comparisons` whose two regimes both have runs."""
     rows = []
     for regime in regimes_of(values):
         seeds = sorted(s for s, v in values[regime].items() if _num(v) is not None)
         rows.append((regime, mean_ci([values[regime][s] for s in seeds], level), seeds))
-    if BASELINE in values and ENTANGLED in values:
-        est, seeds = paired(values[ENTANGLED], values[BASELINE], level)
-        rows.append((DIFF, est, seeds))
+    for regime, reference in comparisons(values):
+        if reference in values:
+            est, seeds = paired(values[regime], values[reference], level)
+            rows.append((diff_label(regime, reference), est, seeds))
     return rows
 
 
 def _row(est: Estimate, seeds: list[int], **front: Any) -> dict[str, Any]:
-    return {**front, "n": est.n, "mean": est.mean, "ci_lo": est.lo, "ci_hi": est.hi,
+    return {**front, "n": est.n, "mean": est.mean, "ci_lo": est.lo, "ci_hi": est.hi, "mde": est.mde,
             "seeds": " ".join(str(s) for s in seeds)}
 
 
@@ -266,111 +293,10 @@ def confidence_table(inputs: Inputs, bins: int = 20) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=CONFIDENCE_COLUMNS)
 
 
-# ---------------------------------------------------------------------------------------
-# Markdown
-
-
-def _est(df: pd.DataFrame, **where: Any) -> Estimate | None:
-    sel = df
-    for k, v in where.items():
-        sel = sel[sel[k] == v]
-    if sel.empty:
-        return None
-    r = sel.iloc[0]
-    return Estimate(int(r["n"]), float(r["mean"]), float(r["ci_lo"]), float(r["ci_hi"]))
-
-
-def _cell(est: Estimate | None, diff: bool = False, show_n: bool = False) -> str:
-    if est is None:
-        return fmt.NA
-    return fmt.cell(est, sig=3 if diff else 4, sign=diff, show_n=show_n)
-
-
-def _n(df: pd.DataFrame, **where: Any) -> str:
-    parts = []
-    for regime in (BASELINE, ENTANGLED, DIFF):
-        est = _est(df, regime=regime, **where)
-        parts.append(str(est.n) if est is not None else "-")
-    return " / ".join(parts)
-
-
-def _intro(what: str, level: float) -> str:
-    pct = f"{100 * level:g}%"
-    return (f"{what} Each cell: mean over seeds and its {pct} Student-t interval [lo, hi]; "
-            f"`entangled - baseline` is the difference paired by seed (n = pairs). "
-            "n column: seeds of baseline / entangled / pairs.\n\n")
-
-
-def accuracy_markdown(df: pd.DataFrame, level: float = 0.95) -> str:
-    out = ["# Test accuracy\n\n", _intro("Test accuracy of the baseline (cross-entropy) and entangled (Eq. 3) models.",
-                                         level)]
-    rows = []
-    for dataset in dict.fromkeys(df["dataset"]):
-        d = df[df["dataset"] == dataset]
-        rows.append([dataset, _cell(_est(d, regime=BASELINE)), _cell(_est(d, regime=ENTANGLED)),
-                     _cell(_est(d, regime=DIFF), diff=True), _n(d)])
-    if not rows:
-        out.append("No runs.\n")
-    else:
-        out.append(fmt.pipe_table(["dataset", "baseline", "entangled", "entangled - baseline", "n"], rows,
-                                  ["l", "r", "r", "r", "r"]))
-    return "".join(out)
-
-
-_OOD_LABELS = {"mean_confidence": "mean max-softmax", "ece": "ECE", "msp_auroc": "max-softmax AUROC (test vs set)"}
-
-
-def ood_markdown(df: pd.DataFrame, level: float = 0.95) -> str:
-    out = ["# Confidence on outliers\n\n",
-           _intro("Mean max-softmax probability on the test split and on each outlier set, expected calibration "
-                  "error (ECE) on the test split, and the AUROC of the max-softmax score for test vs outliers.", level)]
-    rows = []
-    for dataset in dict.fromkeys(df["dataset"]):
-        d = df[df["dataset"] == dataset]
-        for set_name in dict.fromkeys(d["set"]):
-            s = d[d["set"] == set_name]
-            for metric in dict.fromkeys(s["metric"]):
-                rows.append([dataset, set_name, _OOD_LABELS.get(metric, metric),
-                             _cell(_est(s, regime=BASELINE, metric=metric)),
-                             _cell(_est(s, regime=ENTANGLED, metric=metric)),
-                             _cell(_est(s, regime=DIFF, metric=metric), diff=True), _n(s, metric=metric)])
-    if not rows:
-        out.append("No evaluations.\n")
-    else:
-        out.append(fmt.pipe_table(["dataset", "set", "quantity", "baseline", "entangled", "entangled - baseline", "n"],
-                                  rows, ["l", "l", "l", "r", "r", "r", "r"]))
-    return "".join(out)
-
-
-def detection_markdown(df: pd.DataFrame, level: float = 0.95) -> str:
-    out = ["# Detection of outliers and adversarial examples\n\n",
-           _intro("AUROC, AUPR (positives: outliers or successful adversarial examples) and false-positive rate at "
-                  "95% true-positive rate of each score: the SNNL of an input against training points of its "
-                  "predicted class, per hidden layer and combined over layers; the deep k-NN baseline; and "
-                  "1 - max-softmax.", level)]
-    if df.empty:
-        out.append("No evaluations.\n")
-        return "".join(out)
-    header = ["score", "AUROC baseline", "AUROC entangled", "AUROC ent - base", "AUPR baseline", "AUPR entangled",
-              "FPR@95 baseline", "FPR@95 entangled", "n"]
-    for dataset in dict.fromkeys(df["dataset"]):
-        out.append(f"## {dataset}\n\n")
-        d = df[df["dataset"] == dataset]
-        for target in dict.fromkeys(d["target"]):
-            t = d[d["target"] == target]
-            out.append(f"### {target_label(target)} (`{target}`)\n\n")
-            rows = []
-            for score in dict.fromkeys(t["score"]):
-                s = t[t["score"] == score]
-                rows.append([score_label(score),
-                             _cell(_est(s, regime=BASELINE, metric="auroc")),
-                             _cell(_est(s, regime=ENTANGLED, metric="auroc")),
-                             _cell(_est(s, regime=DIFF, metric="auroc"), diff=True),
-                             _cell(_est(s, regime=BASELINE, metric="aupr")),
-                             _cell(_est(s, regime=ENTANGLED, metric="aupr")),
-                             _cell(_est(s, regime=BASELINE, metric="fpr95")),
-                             _cell(_est(s, regime=ENTANGLED, metric="fpr95")),
-                             _n(s, metric="auroc")])
-            out.append(fmt.pipe_table(header, rows, ["l"] + ["r"] * (len(header) - 1)))
-            out.append("\n")
-    return "".join(out)
+def regimes_present(inputs: Inputs) -> list[str]:
+    """Every regime with a metrics file, an evaluation or a probe curve, in display order."""
+    names = {k[1] for k in _all_keys(inputs)}
+    probe = inputs.probe()
+    if probe is not None:
+        names |= set(probe["regime"].astype(str))
+    return regimes_of(names)

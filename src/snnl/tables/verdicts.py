@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from snnl.tables.stats import NOT_RUN, Estimate, aggregate, paired, sign_rule, tally
-from snnl.tables.tables import BASELINE, ENTANGLED
+from snnl.tables.tables import BASELINE, ENTANGLED, diff_label
 
 # The parameters of the decision rules (docs/RESULTS.md, "Parameters"): fixed, not options.
 CONFIDENCE = 0.95
@@ -21,6 +21,11 @@ COMBINED_SNNL = "snnl_combined"
 MSP = "msp"
 
 CLAIMS = ("C1", "C2", "C3", "C4", "C5", "C6", "C7")
+PAIRED_CLAIMS = ("C3", "C4", "C5", "C6", "C7")  # decided once per comparison R - baseline
+C1_LONG = "C1 (long)"  # C1 on the long baseline runs (docs/RESULTS.md, "C1 on a longer horizon")
+# docs/RESULTS.md, "Machines": the entangled accuracy moved by this much between two machines; a C3
+# interval with an end within it of 0 is machine-sensitive
+MACHINE_SPREAD = 0.0066
 
 STATEMENTS = {
     "C1": "In ordinary (cross-entropy) training, the SNNL of every layer but the last first falls, then rises; "
@@ -87,7 +92,7 @@ class Cell:
 
 @dataclass
 class ClaimResult:
-    claim: str
+    claim: str  # "C3", or "C3 · official" for the comparison official - baseline, or "C1 (long)"
     statement: str
     rule: str
     cells: list[Cell]
@@ -95,14 +100,39 @@ class ClaimResult:
     verdict: str
     supplementary: list[str] = field(default_factory=list)
     note: str = ""
+    summary: dict[str, Any] = field(default_factory=dict)  # extra entries of summary.json's claim record
 
     @property
     def tally(self) -> str:
         return tally(c.verdict for c in self.cells)
 
 
+def base_claim(claim: str) -> str:
+    """"C3 · official" -> "C3"; "C1 (long)" -> "C1"; "C6a · official" -> "C6a"."""
+    return claim.split()[0]
+
+
+def claim_id(claim: str, regime: str = ENTANGLED) -> str:
+    """The row of ``claim`` for the comparison ``regime`` - baseline: "C3" for entangled (the
+    rows of the original protocol keep their names), "C3 · official" otherwise."""
+    return claim if regime == ENTANGLED else f"{claim} · {regime}"
+
+
+def _statement_and_rule(claim: str, rule_text: dict[str, str] | None, regime: str) -> tuple[str, str]:
+    base = base_claim(claim)[:2]
+    statement, rule = STATEMENTS[base], (rule_text or rules())[base]
+    if claim == C1_LONG:
+        statement += " (Long baseline runs: experiments.dynamics.long_epochs.)"
+    if regime != ENTANGLED:
+        statement += f" Comparison {diff_label(regime)}: {regime} read as the entangled model."
+        rule = rule.replace("entangled", regime)
+    return statement, rule
+
+
 def finish(claim: str, cells: list[Cell], supplementary: list[str] | None = None, note: str = "",
-            rule_text: dict[str, str] | None = None) -> ClaimResult:
+            rule_text: dict[str, str] | None = None, regime: str = ENTANGLED) -> ClaimResult:
+    """The result of ``claim`` (its row name, :func:`claim_id`) from its cells; ``regime``: the
+    comparison ``regime`` - baseline it decides (its statement and rule text say so)."""
     datasets: dict[str, list[str]] = {}
     for c in cells:
         datasets.setdefault(c.dataset, []).append(c.verdict)
@@ -110,29 +140,30 @@ def finish(claim: str, cells: list[Cell], supplementary: list[str] | None = None
     verdict = aggregate(per_dataset.values())
     if verdict == NOT_RUN and not note:
         note = "; ".join(dict.fromkeys(c.note for c in cells if c.note)) or "no inputs"
-    return ClaimResult(claim, STATEMENTS[claim], (rule_text or rules())[claim], cells, per_dataset, verdict,
-                       supplementary or [], note)
+    statement, rule = _statement_and_rule(claim, rule_text, regime)
+    return ClaimResult(claim, statement, rule, cells, per_dataset, verdict, supplementary or [], note)
 
 
-def not_run(claim: str, note: str, rule_text: dict[str, str] | None = None) -> ClaimResult:
-    return finish(claim, [], note=note, rule_text=rule_text)
+def not_run(claim: str, note: str, rule_text: dict[str, str] | None = None, regime: str = ENTANGLED) -> ClaimResult:
+    return finish(claim, [], note=note, rule_text=rule_text, regime=regime)
 
 
 def datasets_of(keys) -> list[str]:
     return list(dict.fromkeys(k[0] for k in sorted(keys)))
 
 
-def missing_regime_note(values: dict[str, Any]) -> str:
-    have = [r for r in (BASELINE, ENTANGLED) if r in values]
+def missing_regime_note(values: dict[str, Any], regime: str = ENTANGLED) -> str:
+    have = [r for r in (BASELINE, regime) if r in values]
     return f"only {' and '.join(have) or 'no'} runs" if len(have) < 2 else ""
 
 
 def paired_cell(claim: str, dataset: str, scope: str, values: dict[str, dict[int, Any]], quantity: str,
-                 direction: str, level: float) -> Cell:
-    missing = missing_regime_note(values)
+                 direction: str, level: float, regime: str = ENTANGLED) -> Cell:
+    """A cell decided by the sign rule on the paired difference ``regime`` - baseline (with its MDE)."""
+    missing = missing_regime_note(values, regime)
     if missing:
         return Cell(claim, dataset, scope, NOT_RUN, [], missing)
-    est, _ = paired(values[ENTANGLED], values[BASELINE], level)
+    est, _ = paired(values[regime], values[BASELINE], level)
     verdict = sign_rule(est, direction)
     note = "" if est.n >= 2 else f"{est.n} pair(s): no interval"
     return Cell(claim, dataset, scope, verdict, [Quantity(quantity, est)], note)

@@ -33,6 +33,9 @@ rule tables:
             caption="../report/tables.rst",
             category="Tables",
         ),
+        bonus=report(
+            "results/tables/bonus.md", caption="../report/bonus.rst", category="Bonus"
+        ),
         summary="results/tables/summary.json",
     log:
         "logs/tables.log",
@@ -53,3 +56,28 @@ rule tables:
         "snnl tables --metrics {input.metrics} --evaluations {params.evaluations}"
         " {params.gan} {params.synthetic}"
         " --config {params.config} --out {params.outdir} > {log} 2>&1"
+
+
+# What each bonus does (docs/RESULTS.md; reported, not judged): pinned fraction and gradient
+# ratio per regularised layer during training, from the non-baseline runs' probe records.
+rule bonus_figure:
+    input:
+        metrics=expand(
+            "results/metrics/{dataset}/{regime}/seed{seed}.json",
+            dataset=DATASETS,
+            regime=[r for r in REGIMES if r != "baseline"],
+            seed=SEEDS,
+        ),
+    output:
+        figure=report(
+            "results/figures/bonus.png",
+            caption="../report/bonus.rst",
+            category="Bonus",
+        ),
+    log:
+        "logs/bonus_figure.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    shell:
+        "snnl bonus-figure --metrics {input.metrics} --figure {output.figure} > {log} 2>&1"

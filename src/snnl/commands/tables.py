@@ -57,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
     from snnl.errors import ConfigError
     from snnl.tables import load_inputs, write_tables
 
-    if not (args.metrics or args.evaluations or args.dynamics or args.gan):
-        raise ConfigError("snnl tables needs inputs: --metrics, --evaluations, --dynamics and/or --gan")
+    if not (args.metrics or args.evaluations or args.dynamics or args.dynamics_long or args.gan):
+        raise ConfigError("snnl tables needs inputs: --metrics, --evaluations, --dynamics, --dynamics-long and/or --gan")
     inputs = load_inputs(args.metrics, args.evaluations, args.dynamics, args.gan, args.synthetic,
                          dynamics_long=args.dynamics_long)
     summary = write_tables(inputs, args.out, config=args.config)

@@ -17,9 +17,10 @@ from snnl.tables import fmt
 from snnl.tables.stats import Estimate
 from snnl.tables.tables import regimes_of, target_label, score_label
 
-_DIFF_NOTE = (" and R - REF is the difference R - REF paired by seed (n = pairs), with its minimum detectable "
-              "effect at 80% power (MDE: the true difference its two-sided test detects 4 times in 5, with the "
-              "spread the seeds showed; reported, it changes no verdict).")
+_DIFF_NOTE = (" a comparison R - REF is the difference R - REF paired by seed (n = pairs), with its minimum "
+              "detectable effect at 80% power (MDE: the true difference its two-sided test detects 4 times in 5, "
+              "with the spread the seeds showed; reported, it changes no verdict). R - baseline is what the claims "
+              "judge; official_our_scale - official (the activation scale's effect) is reported, not judged.")
 
 
 def _est(df: pd.DataFrame, **where: Any) -> Estimate | None:

@@ -232,6 +232,21 @@ def build_model(name: str, input_shape: Sequence[int], num_classes: int, **kwarg
     return model
 
 
+@torch.no_grad()
+def he_normal_fan_in_(model: nn.Module) -> nn.Module:
+    """The official demo's initialisation, in place: every conv and linear weight drawn from
+    N(0, 1 / fan_in) (std 1/sqrt(fan_in), fan_in = in_channels x kernel area, or in_features),
+    every bias zero. Source: cleverhans v3.1 ``HeReLuNormalInitializer`` (``tf.rsqrt(fan_in + 1e-7)``),
+    used by the demo's ``ModelBasicCNN`` for every layer. Draws from torch's global generator."""
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            fan_in = module.weight[0].numel()
+            module.weight.normal_(0.0, 1.0 / math.sqrt(fan_in + 1e-7))
+            if module.bias is not None:
+                module.bias.zero_()
+    return model
+
+
 def _as_list(value: Any) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 

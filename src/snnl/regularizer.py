@@ -12,8 +12,9 @@ from torch import nn
 
 from snnl.errors import ConfigError
 from snnl.layers import hidden_layer_names, register_output_hooks, resolve_modules, shares_memory
+from snnl.legacy import legacy_snnl
 from snnl.loss import DistanceSpec, soft_nearest_neighbor_loss, soft_nearest_neighbor_losses
-from snnl.temperature import OnlineTemperature, optimal_temperature
+from snnl.temperature import InverseTemperature, OnlineTemperature, optimal_temperature
 
 LayerSpec = Union[str, Sequence[str]]
 
@@ -58,10 +59,14 @@ class EntanglementRegularizer(nn.Module):
             accuracy (docs/DEVIATIONS.md D12; tests/test_readme.py).
         temperature: a positive float (fixed), ``"optimal"`` (recomputed each step by
             :func:`snnl.optimal_temperature`, no gradient; its search runs on the host and
-            synchronises), or ``"online"`` (one :class:`OnlineTemperature` per layer,
-            learned to minimise SNNL).
-        initial_temperature, temperature_lr: for ``"online"``.
-        distance: passed to the loss.
+            synchronises), ``"online"`` (one :class:`OnlineTemperature` per layer,
+            learned to minimise SNNL), or ``"inverse_t"`` (one :class:`InverseTemperature` per
+            layer: the official code's T0 / t with a plain step on t).
+        initial_temperature, temperature_lr: for ``"online"`` and ``"inverse_t"``.
+        numerics: ``"exact"`` (the log-space loss) or ``"cleverhans"`` (:func:`snnl.legacy_snnl`,
+            the official code's eps-capped numerics, for the ``official`` regime of the
+            replication; not with ``"optimal"`` or a callable distance).
+        distance: passed to the loss (``"sqeuclidean"`` or ``"cosine"`` with cleverhans numerics).
         pool: ``"none"`` or ``"avg"`` (global-average-pool 4-D conv maps before the loss).
 
     Usage::
@@ -83,6 +88,7 @@ class EntanglementRegularizer(nn.Module):
         temperature_lr: float = 0.1,
         distance: DistanceSpec = "sqeuclidean",
         pool: str = "none",
+        numerics: str = "exact",
     ):
         super().__init__()
         self.layer_names = hidden_layer_names(model) if layers == "all" else list(layers)
@@ -91,19 +97,27 @@ class EntanglementRegularizer(nn.Module):
         modules = resolve_modules(model, self.layer_names)
         if pool not in ("none", "avg"):
             raise ConfigError(f"pool must be 'none' or 'avg', got {pool!r}")
-        if isinstance(temperature, str) and temperature not in ("online", "optimal"):
-            raise ConfigError(f"temperature must be a positive number, 'online' or 'optimal', got {temperature!r}")
+        if isinstance(temperature, str) and temperature not in ("online", "optimal", "inverse_t"):
+            raise ConfigError(
+                f"temperature must be a positive number, 'online', 'optimal' or 'inverse_t', got {temperature!r}")
+        if numerics not in ("exact", "cleverhans"):
+            raise ConfigError(f"numerics must be 'exact' or 'cleverhans', got {numerics!r}")
+        if numerics == "cleverhans" and (temperature == "optimal" or distance not in ("sqeuclidean", "cosine")):
+            raise ConfigError("numerics='cleverhans' takes a fixed, 'online' or 'inverse_t' temperature and the "
+                              f"distance 'sqeuclidean' or 'cosine', got {temperature!r} and {distance!r}")
         if not isinstance(temperature, str) and not float(temperature) > 0:
             raise ConfigError(f"temperature must be > 0, got {temperature!r}")
         self.alpha = float(alpha)
+        self.numerics = numerics
         self.mode = temperature if isinstance(temperature, str) else "fixed"
         self.fixed_temperature = None if isinstance(temperature, str) else float(temperature)
         self.distance = distance
         self.pool = pool
         self.temperatures = nn.ModuleDict()
-        if self.mode == "online":
+        if self.mode in ("online", "inverse_t"):
+            kind = OnlineTemperature if self.mode == "online" else InverseTemperature
             for name in self.layer_names:
-                self.temperatures[_key(name)] = OnlineTemperature(initial_temperature, temperature_lr)
+                self.temperatures[_key(name)] = kind(initial_temperature, temperature_lr)
         self._outputs: dict[str, torch.Tensor] = {}
         # copy each layer's output until a step shows that nothing modifies it in place
         self._copy = {name: True for name in self.layer_names}
@@ -129,7 +143,7 @@ class EntanglementRegularizer(nn.Module):
         counter, read again in :meth:`forward`, tells; reading it costs no synchronisation)."""
         if self._paused:
             return
-        h = self._prepare(output)
+        h = self.prepare(output)
         if not shares_memory(h, output):  # pooled: a new tensor already
             self._outputs[name] = h
             return
@@ -160,11 +174,19 @@ class EntanglementRegularizer(nn.Module):
         self._handles = []
         self._outputs = {}
 
+    def current_temperatures(self) -> dict[str, float | None]:
+        """Each layer's current training temperature as a float (None with ``"optimal"``: it is
+        recomputed per batch). Reads the device: for logging and metrics, not the hot path."""
+        if self.mode == "fixed" or self.mode == "optimal":
+            return {n: self.fixed_temperature for n in self.layer_names}
+        return {n: self.temperatures[_key(n)].value for n in self.layer_names}
+
     def layer_outputs(self) -> dict[str, torch.Tensor]:
         """The captured (and pooled, if configured) outputs of the latest forward pass."""
         return {n: self._outputs[n] for n in self.layer_names if n in self._outputs}
 
-    def _prepare(self, h: torch.Tensor) -> torch.Tensor:
+    def prepare(self, h: torch.Tensor) -> torch.Tensor:
+        """A layer output as the loss sees it: global-average-pooled if configured (4-D maps)."""
         if self.pool == "avg" and h.dim() == 4:
             h = h.mean(dim=(2, 3))
         return h
@@ -190,26 +212,41 @@ class EntanglementRegularizer(nn.Module):
         return RegularizedLoss(total, ce, snnl, dict(zip(self.layer_names, temps)))
 
     def _at_fixed_or_online_temperatures(self, hs: list[torch.Tensor], labels: torch.Tensor):
-        """Every layer's SNNL in one fused call (no host synchronisation), and the online
-        temperatures' step: during the objective's backward, or (alpha = 0) right away."""
-        if self.mode == "online":
-            onlines = [self.temperatures[_key(n)] for n in self.layer_names]
-            ts = [online.temperature() for online in onlines]
+        """Every layer's SNNL (exact numerics: in one fused call) and the learned temperatures'
+        step: online, during the objective's backward, or (alpha = 0) right away; inverse_t,
+        before the loss, as the official code did. No host synchronisation."""
+        learned = [self.temperatures[_key(n)] for n in self.layer_names] if self.temperatures else []
+        if self.mode == "inverse_t":
+            ts = [m.step(lambda T, h=h: self._loss(h.detach(), labels, T)) for m, h in zip(learned, hs)]
+        elif self.mode == "online":
+            ts = [online.temperature() for online in learned]
         else:
             ts = [self.fixed_temperature] * len(hs)
-        if callable(self.distance):
-            values = [soft_nearest_neighbor_loss(h, labels, t, distance=self.distance) for h, t in zip(hs, ts)]
+        if callable(self.distance) or self.numerics == "cleverhans":
+            values = [self._loss(h, labels, t) for h, t in zip(hs, ts)]
         else:
             values = list(soft_nearest_neighbor_losses(hs, labels, ts, distance=self.distance).unbind())
         if self.mode == "online":
             if self.alpha == 0.0:
-                OnlineTemperature.update_all(onlines, values)  # one small backward for every layer's T
+                OnlineTemperature.update_all(learned, values)  # one small backward for every layer's T
             else:  # the step is taken when total.backward() reaches T: d total/dT = -alpha dSNNL/dT
-                for online in onlines:
+                for online in learned:
                     online.update_on_backward(-1.0 / self.alpha)
-            return values, [t.detach() for t in ts]
-        device = hs[0].device
-        return values, [torch.full((), self.fixed_temperature, dtype=torch.float64, device=device)] * len(hs)
+        if self.mode == "fixed":
+            device = hs[0].device
+            return values, [torch.full((), self.fixed_temperature, dtype=torch.float64, device=device)] * len(hs)
+        return values, [torch.as_tensor(t).detach() for t in ts]
+
+    def layer_snnl(self, output: torch.Tensor, labels: torch.Tensor, temperature) -> torch.Tensor:
+        """The SNNL this regularizer computes for one layer's raw ``output`` (pooled as configured)
+        at ``temperature``, with its numerics; a 0-d tensor with the graph to ``output``."""
+        return self._loss(self.prepare(output), labels, temperature)
+
+    def _loss(self, h: torch.Tensor, labels: torch.Tensor, temperature) -> torch.Tensor:
+        """One layer's SNNL in this regularizer's numerics."""
+        if self.numerics == "cleverhans":
+            return legacy_snnl(h, labels, temperature, cos_distance=self.distance == "cosine")
+        return soft_nearest_neighbor_loss(h, labels, temperature, distance=self.distance)
 
     def _at_optimal_temperatures(self, hs: list[torch.Tensor], labels: torch.Tensor):
         """Each layer's SNNL at its optimal temperature (a host-side search: it synchronises)."""

@@ -217,3 +217,47 @@ class OnlineTemperature(nn.Module):
 
     def extra_repr(self) -> str:
         return f"T={self.value:.4g}, lr={self.lr}"
+
+
+class InverseTemperature(nn.Module):
+    """The official code's learned temperature: ``T = T0 / t``, with ``t`` starting at 1 and taking
+    one plain gradient step per batch, ``t -= lr * dSNNL/dt``, before the batch's loss is computed
+    at the new T (cleverhans v3.1, ``SNNLCrossEntropy.optimized_temp_SNNL``, lr 0.1).
+
+    Kept for the ``official`` regime's variant (``train.temperature: inverse_t``); it is the paper's
+    "optimal temperature" as the official code trained it. Nothing keeps ``t > 0``, as in the
+    official code: a ``t`` that crosses 0 makes T negative and the loss non-finite, which the
+    training guards stop with an error. :class:`OnlineTemperature` is our positive alternative.
+
+    Args:
+        initial: T0 > 0 (the official demo's 100).
+        lr: the step on ``t`` (the official 0.1).
+    """
+
+    def __init__(self, initial: float = 100.0, lr: float = 0.1):
+        super().__init__()
+        if not initial > 0:
+            raise ValueError(f"InverseTemperature: initial must be > 0, got {initial!r}")
+        self.initial, self.lr = float(initial), float(lr)
+        self.register_buffer("t", torch.ones((), dtype=torch.float64))
+
+    @property
+    def value(self) -> float:
+        """The current T as a Python float (a host read: for logging and metrics only)."""
+        return float(self.temperature())
+
+    def temperature(self) -> torch.Tensor:
+        """The current T = T0 / t (0-d float64 tensor, no gradient)."""
+        return self.initial / self.t
+
+    def step(self, loss_at) -> torch.Tensor:
+        """One official step: ``t -= lr * d loss_at(T0 / t) / dt``; returns the new T (0-d float64).
+
+        ``loss_at`` maps a 0-d temperature tensor to the layer's SNNL on detached activations.
+        No host synchronisation."""
+        t = self.t.detach().clone().requires_grad_(True)
+        with torch.enable_grad():
+            (grad,) = torch.autograd.grad(loss_at(self.initial / t), t)
+        with torch.no_grad():
+            self.t.sub_(self.lr * grad.to(self.t.dtype))
+        return self.temperature()

@@ -15,6 +15,7 @@ from snakemake.exceptions import WorkflowError
 from snnl.config import check_document
 from snnl.overrides import apply_command_line_config, config_source
 from snnl.errors import SnnlError
+from snnl.regimes import REGIMES as ALL_REGIMES, TUNED_AS
 
 CONFIG_SOURCE = (
     f"config ({', '.join(str(f) for f in workflow.configfiles) or 'defaults'})"
@@ -72,7 +73,7 @@ FIRST_SEED = SEEDS[0]
 wildcard_constraints:
     dataset="[a-z0-9_]+",
     outlier="[a-z0-9_]+",
-    regime="baseline|entangled",
+    regime="|".join(ALL_REGIMES),
     seed=r"\d+",
 
 
@@ -112,10 +113,30 @@ def outlier_dirs(wildcards):
     }
 
 
-def tuned_params(wildcards):
+def tuning_file(dataset, regime):
+    """The tuning result a run of ``regime`` trains with (a regime of TUNED_AS takes another's), or none."""
     if P.tune:
-        return f"results/tuning/{wildcards.dataset}/{wildcards.regime}.json"
+        return f"results/tuning/{dataset}/{TUNED_AS.get(regime, regime)}.json"
     return []
+
+
+def tuned_params(wildcards):
+    return tuning_file(wildcards.dataset, wildcards.regime)
+
+
+def gan_runs(pattern):
+    return expand(pattern, dataset=EXPERIMENTS.gan.datasets, seed=EXPERIMENTS.gan.seeds)
+
+
+def long_dynamics_runs():
+    """C1's long-horizon baseline runs (experiments.dynamics.long_epochs), or none."""
+    if not EXPERIMENTS.dynamics.long_epochs:
+        return []
+    return expand(
+        "results/dynamics_long/{dataset}/baseline/seed{seed}.csv",
+        dataset=DATASETS,
+        seed=EXPERIMENTS.dynamics.long_seeds,
+    )
 
 
 def runs(pattern, **extra):
@@ -139,8 +160,8 @@ def figure_outputs():
         )
     if EXPERIMENTS.dynamics.run:
         out += ["results/figures/dynamics.png"]
-    out += expand("results/figures/gan_{dataset}.png", dataset=EXPERIMENTS.gan.datasets)
-    if set(REGIMES) == {"baseline", "entangled"}:
+    out += gan_runs("results/figures/gan/{dataset}_seed{seed}.png")
+    if {"baseline", "entangled"} <= set(REGIMES):
         out += expand(
             "results/figures/{dataset}_{kind}.png",
             dataset=DATASETS,
@@ -154,5 +175,5 @@ def all_outputs():
         runs("results/checkpoints/{dataset}/{regime}/seed{seed}.pt")
         + evaluation_outputs()
         + figure_outputs()
-        + ["results/tables/claims.md"]
+        + ["results/tables/claims.md", "results/tables/claims.rst"]
     )

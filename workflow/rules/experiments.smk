@@ -84,19 +84,19 @@ rule gan:
     input:
         data=lambda w: prepared(w.dataset),
     output:
-        csv="results/experiments/gan_{dataset}.csv",
+        csv="results/experiments/gan/{dataset}/seed{seed}.csv",
         figure=report(
-            "results/figures/gan_{dataset}.png",
+            "results/figures/gan/{dataset}_seed{seed}.png",
             caption="../report/gan.rst",
             category="E5 GAN",
         ),
         samples=report(
-            "results/figures/gan_samples_{dataset}.png",
+            "results/figures/gan/{dataset}_seed{seed}_samples.png",
             caption="../report/gan_samples.rst",
             category="E5 GAN",
         ),
     log:
-        "logs/gan/{dataset}.log",
+        "logs/gan/{dataset}/seed{seed}.log",
     conda:
         CONDA_ENV
     threads: THREADS
@@ -106,5 +106,32 @@ rule gan:
         config=CONFIG_FILE,
         experiments=lambda w: experiment_section("gan"),
     shell:
-        "snnl gan --data {input.data} --config {params.config} --csv {output.csv} --figure {output.figure}"
-        " --samples {output.samples} --threads {threads} --quiet > {log} 2>&1"
+        "snnl gan --data {input.data} --config {params.config} --seed {wildcards.seed} --csv {output.csv}"
+        " --figure {output.figure} --samples {output.samples} --threads {threads} --quiet > {log} 2>&1"
+
+
+rule dynamics_long:
+    input:
+        data=lambda w: prepared(w.dataset),
+        params=lambda w: tuning_file(w.dataset, "baseline"),
+    output:
+        probe="results/dynamics_long/{dataset}/baseline/seed{seed}.csv",
+        checkpoint="results/dynamics_long/{dataset}/baseline/seed{seed}.pt",
+        metrics="results/dynamics_long/{dataset}/baseline/seed{seed}.json",
+        log="results/dynamics_long/{dataset}/baseline/seed{seed}_steps.csv",
+    log:
+        "logs/dynamics_long/{dataset}/seed{seed}.log",
+    conda:
+        CONDA_ENV
+    threads: THREADS
+    resources:
+        gpu=GPU,
+    params:
+        config=CONFIG_FILE,
+        train=lambda w: section("train"),
+        epochs=EXPERIMENTS.dynamics.long_epochs or 0,
+        tuned=lambda w, input: f"--params {input.params}" if input.params else "",
+    shell:
+        "OMP_NUM_THREADS={threads} snnl train --data {input.data} --regime baseline --seed {wildcards.seed}"
+        " --epochs {params.epochs} --config {params.config} {params.tuned} --out {output.checkpoint}"
+        " --metrics {output.metrics} --log {output.log} --probe-log {output.probe} > {log} 2>&1"

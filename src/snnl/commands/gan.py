@@ -46,7 +46,11 @@ def run(args: argparse.Namespace) -> int:
     data = load_prepared(args.data)
     images, _ = getattr(data, cfg.split)
     result = gan.train_gan(images, cfg, dataset=data.name, progress=not args.quiet)
-    write_csv(result.curves, args.csv)
+    # the run's identity inside the file (the tables read it from there, not from the path)
+    curves = result.curves.copy()
+    curves.insert(0, "seed", cfg.seed)
+    curves.insert(0, "dataset", data.name)
+    write_csv(curves, args.csv)
     save_figure(gan.plot_curves(result), args.figure)
     save_figure(gan.plot_samples(result), args.samples)
     c = result.curves

@@ -30,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", required=True, type=int)
     p.add_argument("--config", help="YAML config; its `train:` section is read")
     p.add_argument("--params", help="tuned parameters (JSON from `snnl tune`)")
+    p.add_argument("--epochs", type=int, help="train this many epochs instead of train.epochs (C1's long horizon)")
     p.add_argument("--dataset", help="dataset name for `train.overrides` (default: the prepared dataset's name)")
     p.add_argument("--out", required=True, help="final checkpoint (.pt); OUT.resume holds the periodic one")
     p.add_argument("--metrics", required=True, help="final metrics JSON")
@@ -48,7 +49,9 @@ def run(args: argparse.Namespace) -> int:
     data = TrainData.from_prepared(dataset)
     name = args.dataset or data.name
     params = read_params(args.params, args.regime) if args.params else None
-    cfg = train_config(args.config, name, params)
+    if args.epochs is not None:
+        params = {**(params or {}), "epochs": args.epochs}
+    cfg = train_config(args.config, name, params, regime=args.regime)
     result = train(
         cfg,
         data,

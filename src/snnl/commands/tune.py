@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     document = read_yaml(args.config)  # parsed once, for both sections
     where = f"config file {args.config}" if args.config else "defaults"
     summary = tune(
-        train_config(document, name, where=where),
+        train_config(document, name, where=where, regime=args.regime),
         tune_config(document, where=where),
         data,
         regime=args.regime,

@@ -11,7 +11,7 @@ Every key and its meaning: config/README.md.
 """
 
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 
 from pydantic import BeforeValidator, Field
 
@@ -69,10 +69,13 @@ class TemperatureCurveConfig(Experiment):
 
 
 class DynamicsConfig(Experiment):
-    """E4: how the seeds of one (dataset, regime) are summarised: ``ci``, ``sd`` or ``none``."""
+    """E4: how the seeds of one (dataset, regime) are summarised (``band``: ``ci``, ``sd`` or ``none``),
+    and C1's long horizon: a baseline run of ``long_epochs`` epochs per seed of ``long_seeds`` (null: none)."""
 
     run: Bool = True
     band: Literal["ci", "sd", "none"] = "sd"
+    long_epochs: Optional[PosInt] = None
+    long_seeds: unique(NonNegInt, 1) = [0]
 
 
 class GanConfig(Experiment):
@@ -88,6 +91,7 @@ class GanConfig(Experiment):
     lr: PosFloat = 2e-3
     beta1: number(ge=0, lt=1) = 0.5
     seed: NonNegInt = 0
+    seeds: unique(NonNegInt, 1) = [0]  # the pipeline's runs per dataset (C2's n); `seed` is one run's
     split: Literal["train", "val", "test"] = "train"
     log_every: PosInt = 100
     probe_size: integer(ge=4) = 256

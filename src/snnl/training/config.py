@@ -1,5 +1,6 @@
 """The ``train:`` and ``tune:`` sections: every setting's type and default (meanings: config/README.md).
-Precedence, lowest first: these defaults < ``train:`` < ``train.overrides.<dataset>`` < tuned parameters.
+Precedence, lowest first: these defaults < ``train:`` < ``train.overrides.<dataset>`` < the regime's
+settings (:data:`snnl.regimes.REGIME_SETTINGS`) < ``train.regimes.<regime>`` < tuned parameters.
 """
 
 import copy
@@ -12,7 +13,7 @@ from snnl.config_base import Bool, Device, Float, Int, Layers, NonNegFloat, NonN
 from snnl.config_base import check, require, section_of
 from snnl.data.config import TRAINABLE, PerDataset
 from snnl.errors import validation_message
-from snnl.regimes import REGIMES
+from snnl.regimes import REGIME_SETTINGS, REGIMES
 
 
 class TrainConfig(Section):
@@ -38,8 +39,12 @@ class TrainConfig(Section):
     channels_last: Bool = True
     threads: Optional[PosInt] = None
     alpha: Float = 0.1
+    numerics: Literal["exact", "cleverhans"] = "exact"
+    temperature: Literal["online", "fixed", "inverse_t"] = "online"
     initial_temperature: PosFloat = 100.0
     temperature_lr: NonNegFloat = 0.1
+    init: Literal["default", "he_normal"] = "default"
+    normalize: Bool = True
     layers: Layers = "all"
     distance: Literal["sqeuclidean", "cosine"] = "sqeuclidean"
     pool: Literal["none", "avg"] = "none"
@@ -68,41 +73,52 @@ TrainOverride = create_model("TrainOverride", __base__=Section,
                              **{k: (f.annotation, _unset(f)) for k, f in TrainConfig.model_fields.items()})
 TrainOverrides = create_model("TrainOverrides", __base__=PerDataset,
                               **{n: (Optional[TrainOverride], None) for n in TRAINABLE})
+RegimeOverrides = create_model("RegimeOverrides", __base__=Section,
+                               **{n: (Optional[TrainOverride], None) for n in REGIMES})
 
 
 class TrainSection(TrainConfig):
-    """The ``train:`` section as written: the settings and ``overrides: {DATASET: {...}}``."""
+    """The ``train:`` section as written: the settings, ``overrides: {DATASET: {...}}`` and
+    ``regimes: {REGIME: {...}}``."""
 
     overrides: TrainOverrides = Field(default_factory=TrainOverrides)
+    regimes: RegimeOverrides = Field(default_factory=RegimeOverrides)
 
-    def resolve(self, dataset: str | None, where: str) -> TrainConfig:
-        """The settings for ``dataset``: this section, then its override (checked together)."""
-        values = self.model_dump(exclude={"overrides"}, exclude_unset=True)
+    def resolve(self, dataset: str | None, where: str, regime: str | None = None) -> TrainConfig:
+        """The settings for ``dataset`` and ``regime``: this section, the dataset's override, the
+        regime's settings, then ``regimes.<regime>`` (checked together)."""
+        values = self.model_dump(exclude={"overrides", "regimes"}, exclude_unset=True)
         override = getattr(self.overrides, dataset) if dataset in TrainOverrides.model_fields else None
         values.update(override.model_dump(exclude_unset=True) if override else {})
-        return check(TrainConfig, values, f"{where} (train.overrides.{dataset})" if override else where, ("train",))
+        values.update(REGIME_SETTINGS.get(regime, {}))
+        own = getattr(self.regimes, regime) if regime in RegimeOverrides.model_fields else None
+        values.update(own.model_dump(exclude_unset=True) if own else {})
+        keys = [f"train.overrides.{dataset}"] * bool(override) + [f"train.regimes.{regime}"] * bool(own)
+        return check(TrainConfig, values, f"{where} ({', '.join(keys)})" if keys else where, ("train",))
 
     def check_overrides(self, where: str) -> "TrainSection":
         """Resolve every dataset's overrides, not only the one in use, so that typos surface early."""
         for name in self.overrides.model_fields_set:
             self.resolve(name, where)
+        for regime in self.regimes.model_fields_set:
+            self.resolve(None, where, regime)
         return self
 
 
 def train_config(source: dict[str, Any] | str | Path | None = None, dataset: str | None = None,
-                 params: dict[str, Any] | None = None, where: str = "") -> TrainConfig:
+                 params: dict[str, Any] | None = None, where: str = "", regime: str | None = None) -> TrainConfig:
     """The training settings: defaults < ``train:`` of ``source`` (a parsed config document or a
-    config file) < ``train.overrides.<dataset>`` < ``params`` (tuned parameters)."""
+    config file) < ``train.overrides.<dataset>`` < the regime's settings < ``train.regimes.<regime>``
+    < ``params`` (tuned parameters)."""
     section = section_of(TrainSection, source, "train", where)
-    cfg = section.check_overrides(where or "config").resolve(dataset, where or "config")
+    cfg = section.check_overrides(where or "config").resolve(dataset, where or "config", regime)
     return cfg.replace("tuned parameters", ("train",), **params) if params else cfg
 
 
-DEFAULT_SPACE: dict[str, dict[str, dict[str, Any]]] = {
-    "baseline": {"lr": {"low": 1e-4, "high": 1e-2, "log": True}},
-    "entangled": {"lr": {"low": 1e-4, "high": 1e-2, "log": True}, "alpha": {"low": 0.01, "high": 1.0, "log": True},
-                  "initial_temperature": {"low": 1.0, "high": 1000.0, "log": True}},
-}
+_LR = {"lr": {"low": 1e-4, "high": 1e-2, "log": True}}
+_BONUS = {**_LR, "alpha": {"low": 1e-3, "high": 10.0, "log": True},
+          "initial_temperature": {"low": 1.0, "high": 1000.0, "log": True}}
+DEFAULT_SPACE: dict[str, dict[str, dict[str, Any]]] = {"baseline": _LR, "entangled": _BONUS, "official": _BONUS}
 
 TrainKey = Literal[tuple(TrainConfig.model_fields)]
 
@@ -116,6 +132,8 @@ class TuneConfig(Section):
     workers: PosInt = 1
     epochs: Optional[PosInt] = None
     max_steps: Optional[PosInt] = None
+    pruner: Literal["median", "hyperband", "none"] = "median"
+    pruner_startup: NonNegInt = 2
     space: dict[Literal[REGIMES], Annotated[dict[TrainKey, Any], Field(min_length=1)]] = Field(
         default_factory=lambda: copy.deepcopy(DEFAULT_SPACE))
 

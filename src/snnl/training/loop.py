@@ -1,4 +1,5 @@
-"""The training loop: baseline (CE) and entangled (CE - alpha * sum SNNL) models, resumable.
+"""The training loop: baseline (CE) and entangled (CE - alpha * sum SNNL, our numerics or the
+official code's: :mod:`snnl.regimes`) models, resumable.
 
 Short enough to read in one sitting: data tensors live on the device; one CPU generator drives
 the data order and augmentation; every ``log_every`` steps a row of the per-step log (CE, the
@@ -36,11 +37,12 @@ from snnl.checkpoint import atomic_torch_save
 from snnl.devices import resolve_device
 from snnl.errors import ConfigError, TrainingError
 from snnl.layers import resolve_layers
-from snnl.models import build_model
-from snnl.regimes import ENTANGLED, REGIMES
+from snnl.models import build_model, he_normal_fan_in_
+from snnl.regimes import BASELINE, REGIMES
 from snnl.regularizer import EntanglementRegularizer
 from snnl.training import probe as probe_mod
 from snnl.training.batches import augment, to_unit
+from snnl.training.bonus import BONUS_KEYS, measure_bonus
 from snnl.training.config import TrainConfig
 from snnl.training.data import TrainData, channel_stats
 from snnl.training.guards import NonFiniteWatch, diagnose, non_finite_weight, stop_error
@@ -137,19 +139,23 @@ class Trainer:
         cfg = self.cfg
         torch.manual_seed(self.seed)
         self.model = build_model(cfg.model, data.shape, self.num_classes, **cfg.model_args)
-        mean, std = channel_stats(data.train[0])
+        if cfg.init == "he_normal":
+            he_normal_fan_in_(self.model)
+        # normalize off: the official demo's [0, 1] pixels (the layer stays, as the identity)
+        mean, std = channel_stats(data.train[0]) if cfg.normalize else (0.0, 1.0)
         self.model.normalize.set_stats(mean, std)
         self.model.to(self.device)
         self.channels_last = bool(cfg.channels_last and len(data.shape) == 3)
         if self.channels_last:  # NHWC: oneDNN's and cuDNN's fast convolution layout
             self.model.to(memory_format=torch.channels_last)
         self.layers = resolve_layers(self.model, cfg.layers, key="train.layers")
-        self.alpha = cfg.alpha if self.regime == ENTANGLED else 0.0
+        self.alpha = 0.0 if self.regime == BASELINE else cfg.alpha
         self.regularizer = EntanglementRegularizer(
             self.model,
             layers=self.layers,
             alpha=self.alpha,
-            temperature="online",
+            temperature=cfg.initial_temperature if cfg.temperature == "fixed" else cfg.temperature,
+            numerics=cfg.numerics,
             initial_temperature=cfg.initial_temperature,
             temperature_lr=cfg.temperature_lr,
             distance=cfg.distance,
@@ -214,10 +220,14 @@ class Trainer:
             records = probe_mod.measure(
                 self.model, self.probe_x, self.probe_y, self.probe_layers, self.cfg.eval_batch_size, self._autocast()
             )
+        bonus = measure_bonus(self.model, self.regularizer, self.probe_x, self.probe_y, self.layers) \
+            if self.regime != BASELINE else {}
         for r in records:
-            self.probe_records.append({"step": self.step, "epoch": self.step / max(self.steps_per_epoch, 1), **r})
+            extra = bonus.get(r["layer"], dict.fromkeys(BONUS_KEYS))
+            self.probe_records.append({"step": self.step, "epoch": self.step / max(self.steps_per_epoch, 1), **r, **extra})
         if self.probe_log_path is not None:
-            probe_mod.write_probe_log(self.probe_log_path, self.probe_records)
+            probe_mod.write_probe_log(self.probe_log_path, self.probe_records,
+                                      {"dataset": self.data.name, "regime": self.regime, "seed": self.seed})
         summary = " ".join(f"{r['layer']}={r['snnl']:.3f}" for r in records)
         self._say(f"probe step {self.step}: SNNL at optimal T: {summary}")
 

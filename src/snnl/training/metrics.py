@@ -63,7 +63,7 @@ def final_metrics(t) -> dict[str, Any]:
         "n_train": sizes["train"],
         "n_val": sizes["val"],
         "n_test": sizes["test"],
-        "temperatures": {n: t.regularizer.temperatures[n.replace(".", "__")].value for n in t.layers},
+        "temperatures": t.regularizer.current_temperatures(),
         "probe_split": t.probe_split,
         "probe_size": int(t.probe_x.shape[0]),
         "snnl_optimal": final_probe,

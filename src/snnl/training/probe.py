@@ -65,11 +65,19 @@ def measure(
     return records
 
 
-def write_probe_log(path: Path, records: Sequence[dict]) -> None:
-    """The probe records so far as CSV (step, epoch, layer, snnl, temperature, at_boundary), atomically."""
+PROBE_COLUMNS = ("dataset", "regime", "seed", "step", "epoch", "layer", "snnl", "temperature", "at_boundary",
+                 "train_temperature", "pinned_fraction", "grad_ratio")
+
+
+def write_probe_log(path: Path, records: Sequence[dict], run: dict) -> None:
+    """The probe records so far as CSV (:data:`PROBE_COLUMNS`: the run's identity ``run`` = {dataset,
+    regime, seed} on every row, then step, epoch, layer, snnl, temperature, at_boundary and the bonus
+    measurements of :mod:`snnl.training.bonus`, empty where not measured), atomically."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["step", "epoch", "layer", "snnl", "temperature", "at_boundary"])
+    w.writerow(PROBE_COLUMNS)
     for r in records:
-        w.writerow([r["step"], f"{r['epoch']:.6g}", r["layer"], repr(r["snnl"]), repr(r["temperature"]), int(r["at_boundary"])])
+        bonus = ["" if r.get(k) is None else repr(r[k]) for k in PROBE_COLUMNS[-3:]]
+        w.writerow([run["dataset"], run["regime"], run["seed"], r["step"], f"{r['epoch']:.6g}", r["layer"],
+                    repr(r["snnl"]), repr(r["temperature"]), int(r["at_boundary"]), *bonus])
     atomic_write_text(path, buf.getvalue())

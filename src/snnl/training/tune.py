@@ -6,6 +6,11 @@ by default the learning rate for ``baseline``; learning rate, alpha and the init
 temperature for ``entangled``. The sampler (TPE or random) is seeded, so a sequential
 search is reproducible.
 
+Equal budgets: every regime's study runs ``tune.n_trials`` trials (a pruned trial counts), each
+trained for at most ``tune.epochs`` epochs and scored on the validation split after every epoch;
+the pruner (``tune.pruner``: median by default, or Hyperband) stops a trial that falls behind
+the earlier ones at the same epoch (docs/RESULTS.md, "Tuning with equal budgets").
+
 Parallel search: ``workers > 1`` starts that many processes on this machine, sharing
 one Optuna journal file; on a cluster, start several ``snnl tune --storage J.journal
 --worker-id K`` jobs on a shared filesystem (each with its own K, so their samplers
@@ -26,7 +31,7 @@ from typing import Any
 from snnl.atomic import atomic_write_json
 from snnl.config_base import check
 from snnl.errors import ConfigError, DataError, TrainingError
-from snnl.regimes import REGIMES
+from snnl.regimes import REGIMES, TUNED_AS
 from snnl.training.config import TrainConfig, TrainOverride, TuneConfig
 from snnl.training.data import TrainData
 from snnl.training.loop import train
@@ -74,6 +79,37 @@ def _sampler(tune_cfg: TuneConfig, seed: int, worker_id: int):
     return optuna.samplers.TPESampler(seed=s)
 
 
+def _pruner(tune_cfg: TuneConfig, train_cfg: TrainConfig):
+    """The study's pruner on the per-epoch validation accuracy: median (after
+    ``tune.pruner_startup`` complete trials, from the second epoch on), Hyperband, or none."""
+    optuna = _optuna()
+    if tune_cfg.pruner == "median":
+        # epochs are reported as steps 1, 2, ...; Optuna judges every step >= n_warmup_steps
+        return optuna.pruners.MedianPruner(n_startup_trials=tune_cfg.pruner_startup, n_warmup_steps=2)
+    if tune_cfg.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=tune_cfg.epochs or train_cfg.epochs)
+    return optuna.pruners.NopPruner()
+
+
+class EpochReport:
+    """A training callback that reports the validation accuracy after every epoch to the trial
+    (``trial.report(accuracy, epoch)``) and stops the trial when the pruner says so."""
+
+    def __init__(self, trial):
+        self.trial, self.epoch = trial, 0
+
+    def __call__(self, trainer) -> None:
+        if trainer.epoch <= self.epoch:
+            return
+        from snnl.training.metrics import evaluate
+
+        self.epoch = trainer.epoch
+        accuracy = evaluate(trainer, "val")["accuracy"]
+        self.trial.report(accuracy, self.epoch)
+        if self.trial.should_prune():
+            raise _optuna().TrialPruned(f"validation accuracy {accuracy:.4f} after epoch {self.epoch}")
+
+
 def _finished_states():
     optuna = _optuna()
     TS = optuna.trial.TrialState
@@ -98,7 +134,7 @@ class Objective:
     def __call__(self, trial) -> float:
         params = suggest(trial, self.space)
         cfg = self.config_for(params)
-        result = train(cfg, self.data, regime=self.regime, seed=self.seed, progress=False)
+        result = train(cfg, self.data, regime=self.regime, seed=self.seed, progress=False, callbacks=[EpochReport(trial)])
         m = result.metrics
         trial.set_user_attr("train_accuracy", m["train_accuracy"])
         trial.set_user_attr("steps", m["steps"])
@@ -136,6 +172,7 @@ def _optimize(
         storage=journal_storage(storage) if isinstance(storage, (str, Path)) else storage,
         direction="maximize",
         sampler=_sampler(tune_cfg, seed, worker_id),
+        pruner=_pruner(tune_cfg, train_cfg),
         load_if_exists=True,
     )
     done = sum(1 for t in study.get_trials(deepcopy=False) if t.state in _finished_states())
@@ -199,11 +236,14 @@ def summarize(study, regime: str, seed: int, dataset: str, tune_cfg: TuneConfig,
         "best_trial": best.number,
         "params": {k: _plain(v) for k, v in best.params.items()},
         "n_trials": len(complete),
+        "n_pruned": sum(1 for t in trials if t.state == optuna.trial.TrialState.PRUNED),
         "n_failed": sum(1 for t in trials if t.state == optuna.trial.TrialState.FAIL),
+        "budget": tune_cfg.n_trials,
         "search_space": tune_cfg.space[regime],
         "tune": tune_cfg.to_dict(),
         "trials": [
-            {"number": t.number, "state": t.state.name, "value": t.value, "params": {k: _plain(v) for k, v in t.params.items()}}
+            {"number": t.number, "state": t.state.name, "value": t.value, "epochs": len(t.intermediate_values),
+             "params": {k: _plain(v) for k, v in t.params.items()}}
             for t in trials
         ],
     }
@@ -223,9 +263,10 @@ def read_params(path: str | Path, regime: str | None = None) -> dict[str, Any]:
     if not isinstance(params, dict):
         raise ConfigError(f"parameters file {path} must hold a JSON object (its parameters under `params`)")
     tuned = obj.get("regime") if "params" in obj else None
-    if regime is not None and tuned is not None and tuned != regime:
+    wanted = TUNED_AS.get(regime, regime)  # e.g. official_our_scale trains with official's parameters
+    if regime is not None and tuned is not None and tuned != wanted:
         raise ConfigError(f"parameters file {path} was tuned for regime `{tuned}`, but this run trains `{regime}`; "
-                          f"pass the file tuned for `{regime}`")
+                          f"pass the file tuned for `{wanted}`")
     check(TrainOverride, params, f"parameters file {path}")
     return dict(params)
 
@@ -255,6 +296,9 @@ def tune(
     optuna = _optuna()
     if regime not in REGIMES:
         raise ConfigError(f"unknown regime {regime!r}; use {' or '.join(REGIMES)}")
+    if regime in TUNED_AS:
+        raise ConfigError(f"regime `{regime}` is not tuned: it trains with the parameters tuned for "
+                          f"`{TUNED_AS[regime]}`; tune that regime instead")
     if data.val is None or data.val[0].shape[0] == 0:
         raise DataError(f"{data.name} has no validation split; tuning maximises validation accuracy and needs one")
     n_trials = n_trials if n_trials is not None else tune_cfg.n_trials

@@ -6,9 +6,8 @@ rule tables:
     input:
         metrics=runs("results/metrics/{dataset}/{regime}/seed{seed}.json"),
         evaluations=evaluation_outputs(),
-        gan=expand(
-            "results/experiments/gan_{dataset}.csv", dataset=EXPERIMENTS.gan.datasets
-        ),
+        gan=gan_runs("results/experiments/gan/{dataset}/seed{seed}.csv"),
+        dynamics_long=long_dynamics_runs(),
         synthetic=(
             ["results/experiments/synthetic_compare.csv"]
             if EXPERIMENTS.synthetic.run
@@ -48,13 +47,16 @@ rule tables:
             os.path.dirname(p) for p in input.evaluations
         ),
         gan=lambda w, input: f"--gan {' '.join(input.gan)}" if input.gan else "",
+        dynamics_long=lambda w, input: (
+            f"--dynamics-long {' '.join(input.dynamics_long)}" if input.dynamics_long else ""
+        ),
         synthetic=lambda w, input: (
             f"--synthetic {' '.join(input.synthetic)}" if input.synthetic else ""
         ),
         outdir=lambda w, output: os.path.dirname(output.summary),
     shell:
         "snnl tables --metrics {input.metrics} --evaluations {params.evaluations}"
-        " {params.gan} {params.synthetic}"
+        " {params.gan} {params.dynamics_long} {params.synthetic}"
         " --config {params.config} --out {params.outdir} > {log} 2>&1"
 
 

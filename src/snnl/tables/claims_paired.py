@@ -116,7 +116,7 @@ def claim_c4(inputs: Inputs, level: float = CONFIDENCE, regime: str = ENTANGLED)
                                       level, regime))
     extra = []
     syn = inputs.synthetic
-    if syn is not None and "fine_kmeans_purity" in syn.columns:
+    if syn is not None and "fine_kmeans_purity" in syn.columns and regime == ENTANGLED:  # once, beside C4
         def purity(objective: str, direction: str) -> str:
             r = syn[(syn["objective"] == objective) & (syn["direction"] == direction)]
             return fmt.num(r["fine_kmeans_purity"].mean(), 3) if not r.empty else fmt.NA

@@ -92,9 +92,9 @@ reproduce: $(STAMP) debian-data debian-tools
 	@$(VENV)/bin/snnl check-config $(CONFIG)
 	@$(UNLOCK_STALE)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(SNAKEMAKE) --cores $(CORES)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(SNAKEMAKE) --report results/report.html
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(SNAKEMAKE) --report results/report.html --report-stylesheet workflow/report/style.css
 	$(VENV)/bin/snnl check-report results/report.html --figures results/figures --screenshot results/report.png
-	@echo "report: results/report.html; tables: results/tables/; claims: results/tables/claims.md"
+	@echo "report: results/report.html (opens on the claims table); tables: results/tables/; claims: results/tables/claims.md"
 
 # After a fresh clone: fetch data and results from the DVC remote, then mark them up to
 # date for Snakemake (DVC does not restore timestamps, so Snakemake would rerun everything).

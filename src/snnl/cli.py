@@ -19,6 +19,7 @@ COMMAND_MODULES: list[str] = [
     "snnl.commands.check_config",
     "snnl.commands.config_schema",
     "snnl.commands.check_report",
+    "snnl.commands.report_claims",
     "snnl.commands.prepare_data",
     "snnl.commands.train",
     "snnl.commands.tune",

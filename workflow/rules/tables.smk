@@ -83,3 +83,23 @@ rule bonus_figure:
     threads: 1
     shell:
         "snnl bonus-figure --metrics {input.metrics} --figure {output.figure} > {log} 2>&1"
+
+
+# The report's landing page: claims.md's overview table, each claim linked to the report items
+# it rests on (snnl.pipeline.report.CLAIM_EVIDENCE); workflow/report/workflow.rst includes it.
+rule report_claims:
+    input:
+        claims=rules.tables.output.claims,
+    output:
+        "results/tables/claims.rst",
+    log:
+        "logs/report_claims.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    params:
+        report_items=figure_outputs()
+        + [rules.tables.output[k] for k in ("accuracy", "ood", "detection", "claims")],
+    shell:
+        "snnl report-claims --claims {input.claims} --items {params.report_items}"
+        " --out {output} > {log} 2>&1"

@@ -37,7 +37,7 @@ def job_steps(cfg, n_train: int, epochs: int | None = None, max_steps: int | Non
 
 def rows_for(config_path: Path, device: str) -> list[dict]:
     """One row per (rule, dataset, regime): jobs, steps per job, and the settings to time."""
-    from snnl.config import validate_file
+    from snnl.pipeline.preflight import validate_file
     from snnl.data.registry import get_entry
 
     cfg = validate_file(config_path)

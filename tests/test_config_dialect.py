@@ -142,7 +142,7 @@ def test_committed_schema_is_generated_from_the_models(capsys):
 @pytest.mark.parametrize("config", ["config/default.yaml", "config/local.yaml", "config/paper.yaml",
                                     "tests/pipeline/tiny.yaml"])
 def test_every_shipped_config_is_valid_for_the_schema_and_the_models(schema_validator, config):
-    from snnl.config import validate_file
+    from snnl.pipeline.preflight import validate_file
 
     schema_validator.validate(yaml.safe_load((ROOT / config).read_text()))
     validate_file(ROOT / config)

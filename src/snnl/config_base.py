@@ -2,12 +2,11 @@
 base of every section's typed model, and :func:`check`, whose refusals are one line naming the key.
 """
 
-import re
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError
-from pydantic import model_validator
+from pydantic import WrapValidator, model_validator
 
 from snnl.errors import ConfigError, validation_message
 from snnl.yaml_io import read_yaml
@@ -36,6 +35,16 @@ def number(**bounds: float) -> Any:
     return Annotated[float, Field(**bounds), BeforeValidator(not_bool, json_schema_input_type=form)]
 
 
+def either(*types: Any, rule: str) -> Any:
+    """A value of one of ``types``, refused with the one ``rule`` (not one message per type)."""
+    def validate(value: Any, handler: Any) -> Any:
+        try:
+            return handler(value)
+        except ValidationError:
+            raise ValueError(rule) from None
+    return Annotated[Union[types], WrapValidator(validate)]
+
+
 def unique(item: Any, min_length: int = 0) -> Any:
     """A list of ``item`` without repeats, at least ``min_length`` long."""
     once = require(lambda v: len({repr(x) for x in v}) == len(v), "must not repeat an entry", after=True)
@@ -46,11 +55,9 @@ DEVICE = r"auto|cpu|cuda|cuda:[0-9]+"
 Int, PosInt, NonNegInt = integer(), integer(ge=1), integer(ge=0)
 Float, PosFloat, NonNegFloat = number(), number(gt=0), number(ge=0)
 Bool = Annotated[bool, Strict()]
-Device = Annotated[str, Field(pattern=f"^({DEVICE})$"), require(
-    lambda v: isinstance(v, str) and re.fullmatch(DEVICE, v), "must be auto, cpu, cuda or cuda:N")]
-Layers = Annotated[Union[Literal["all"], Annotated[list[str], Field(min_length=1)]], require(
-    lambda v: v == "all" or isinstance(v, list) and v and all(isinstance(n, str) for n in v),
-    "must be `all` or a non-empty list of layer names")]
+Device = either(Annotated[str, Strict(), Field(pattern=f"^({DEVICE})$")], rule="must be auto, cpu, cuda or cuda:N")
+Layers = either(Literal["all"], Annotated[list[Annotated[str, Strict()]], Field(min_length=1)],
+                rule="must be `all` or a non-empty list of layer names")
 # keys of older configs, and where their values went (said with "unknown key")
 MOVED = {
     "pipeline.experiments": "the switches now sit with each experiment's settings: `experiments.NAME.run`, "

@@ -12,7 +12,7 @@ from snakemake.exceptions import WorkflowError
 # naming the key. Values given with --config are first re-read as YAML, as the same text in
 # the config file would be (Snakemake leaves every value nested in one a string), and an error
 # about one names the --config entry instead of the config file.
-from snnl.config import check_document
+from snnl.pipeline.preflight import check_document
 from snnl.overrides import apply_command_line_config, config_source
 from snnl.errors import SnnlError
 from snnl.regimes import REGIMES as ALL_REGIMES, TUNED_AS

@@ -1,6 +1,6 @@
 """`snnl check-config`: validate every section of a pipeline config file, running nothing.
 
-The same check as the Snakefile's before any job starts (snnl.config.validate_file).
+The same check as the Snakefile's before any job starts (snnl.pipeline.preflight.validate_file).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from snnl.config import validate_file
+    from snnl.pipeline.preflight import validate_file
 
     validate_file(args.config)
     print(f"{args.config}: valid")

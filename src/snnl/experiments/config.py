@@ -1,33 +1,16 @@
-"""The ``experiments:`` section: the analysis experiments E1-E5, each switch next to its settings.
-
-    experiments:
-      synthetic:         {run: true, steps: 300, ...}          # E1, E2
-      temperature_curve: {run: true, samples: 500, ...}        # E3, per in-distribution dataset
-      dynamics:          {run: true, band: sd}                 # E4 figure from the training probes
-      gan:               {datasets: [mnist5k], steps: 1200}    # E5 on each dataset ([] skips it)
-
-The pipeline reads the switch (``run``; the GAN's ``datasets``), the commands the settings.
-Every key and its meaning: config/README.md.
+"""The ``experiments:`` section: the analysis experiments E1-E5, each switch (``run``; the GAN's
+``datasets``, read by the pipeline) next to its settings (read by the commands); see config/README.md.
 """
 
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Optional, Union
+from typing import Annotated, Any, ClassVar, Literal, Optional
 
-from pydantic import BeforeValidator, Field
+from pydantic import Field
 
-from snnl.config_base import Bool, Device, NonNegFloat, NonNegInt, PosFloat, PosInt, Section, integer, number
-from snnl.config_base import section_of, unique
+from snnl.config_base import Bool, Device, NonNegFloat, NonNegInt, PosFloat, PosInt, Section, either, integer
+from snnl.config_base import number, section_of, unique
 from snnl.data.config import TrainableName
 from snnl.errors import ConfigError
-
-
-def _temperature(value: Any) -> Any:
-    try:
-        if value in ("initial", "optimal") or 0 < float(value) < float("inf") and not isinstance(value, bool):
-            return value if value in ("initial", "optimal") else float(value)
-    except (TypeError, ValueError):
-        pass
-    raise ValueError("must be initial, optimal or a positive number")
 
 
 class Experiment(Section):
@@ -47,7 +30,7 @@ class SyntheticConfig(Experiment):
     steps: NonNegInt = 300
     lr: PosFloat = 0.05
     seed: NonNegInt = 0
-    temperature: Annotated[Union[Literal["initial", "optimal"], float], BeforeValidator(_temperature)] = "initial"
+    temperature: either(Literal["initial", "optimal"], PosFloat, rule="must be initial, optimal or a positive number") = "initial"
     fix_scale: Bool = False
     triplet_margin: NonNegFloat = 1.0
     triplets_per_step: PosInt = 20000

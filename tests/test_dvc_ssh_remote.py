@@ -22,7 +22,7 @@ import shutil
 
 import pytest
 from helpers.services import skip_or_fail, ssh_server, ssh_unavailable
-from reliability.drills import dvc_tracked
+from helpers.runs import dvc_tracked
 from helpers.workflow import (ENV, copy_run, keep_install, project_copy, run, set_remote_options, share_with_dvc,
                               snakemake)
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 import yaml
 from helpers.services import SlurmCluster, skip_or_fail, slurm_cluster, slurm_unavailable
-from reliability.drills import REQUIRED, compare_runs
+from helpers.runs import REQUIRED, compare_runs
 from helpers.workflow import BIN, ENV, ROOT, workdir
 from helpers.workflow import jobs as job_counts
 

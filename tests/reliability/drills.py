@@ -36,7 +36,6 @@ when any check fails. Results are recorded in docs/RELIABILITY.md.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
@@ -56,11 +55,10 @@ import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "src"))
-from snnl.training import RUN_SPECIFIC_METRICS
-
+sys.path.insert(0, str(ROOT / "src"))  # snnl for helpers.runs
 sys.path.insert(0, str(ROOT / "tests"))
 from helpers.services import ssh_server, ssh_unavailable  # the sharing drill's ssh remote
+from helpers.runs import REQUIRED, compare_runs, dvc_tracked, files_under  # comparing two runs
 from helpers.workflow import jobs as job_counts  # the 'Job stats' table of Snakemake's output
 
 VENV = ROOT / ".venv"
@@ -352,101 +350,6 @@ MOMENT_TEXT = {
 
 
 # ---------------------------------------------------------------------------------------
-# comparing two runs
-
-
-def digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def files_under(work: Path, *tops: str) -> dict[str, Path]:
-    out = {}
-    for top in tops:
-        base = work / top
-        if base.is_file():
-            out[top] = base
-        elif base.is_dir():
-            for f in base.rglob("*"):
-                if f.is_file():
-                    out[str(f.relative_to(work))] = f
-    return out
-
-
-EVALUATION_TIMINGS = {"timings_s", "wall_time_s"}
-
-
-def strip_keys(path: Path, keys: set[str]) -> dict[str, Any]:
-    data = json.loads(path.read_text())
-    return {k: v for k, v in data.items() if k not in keys}
-
-
-def same_weights(a: Path, b: Path) -> bool:
-    ca = torch.load(a, map_location="cpu", weights_only=True)
-    cb = torch.load(b, map_location="cpu", weights_only=True)
-    for key in ("model", "regularizer"):
-        sa, sb = ca[key], cb[key]
-        if sa.keys() != sb.keys() or not all(torch.equal(sa[k], sb[k]) for k in sa):
-            return False
-    return ca["step"] == cb["step"]
-
-
-# what must match exactly; everything else is listed, identical or not
-REQUIRED = {
-    "tables": "results/tables/* byte-identical",
-    "metrics": "results/metrics/*.json equal as JSON without the run-specific keys "
-               + ", ".join(sorted(RUN_SPECIFIC_METRICS)),
-    "evaluation": "results/evaluation/**: summary.json equal as JSON without "
-                  + ", ".join(sorted(EVALUATION_TIMINGS)) + "; every other file byte-identical",
-    "train_logs": "results/logs/*.csv (per-step training log) byte-identical",
-    "dynamics": "results/dynamics/*.csv (probe log) byte-identical",
-    "weights": "results/checkpoints/*.pt: model and temperature tensors and step equal",
-}
-
-
-def compare_runs(ref: Path, other: Path) -> dict[str, Any]:
-    a = files_under(ref, "results", "data/prepared")
-    b = files_under(other, "results", "data/prepared")
-    missing, extra = sorted(set(a) - set(b)), sorted(set(b) - set(a))
-    identical, differ = [], []
-    required: dict[str, list[str]] = {k: [] for k in REQUIRED}
-    for rel in sorted(set(a) & set(b)):
-        same = digest(a[rel]) == digest(b[rel])
-        (identical if same else differ).append(rel)
-        key = _category(rel)
-        if key is None or same:
-            continue
-        if key == "metrics":
-            same = strip_keys(a[rel], RUN_SPECIFIC_METRICS) == strip_keys(b[rel], RUN_SPECIFIC_METRICS)
-        elif key == "evaluation" and rel.endswith("/summary.json"):
-            same = strip_keys(a[rel], EVALUATION_TIMINGS) == strip_keys(b[rel], EVALUATION_TIMINGS)
-        elif key == "weights":
-            same = same_weights(a[rel], b[rel])
-        if not same:
-            required[key].append(rel)
-    counts = {k: sum(1 for r in set(a) & set(b) if _category(r) == k) for k in REQUIRED}
-    return {
-        "files": len(a), "identical": len(identical), "missing": missing, "extra": extra,
-        "required_failures": required, "required_counts": counts,
-        "differ": differ,
-    }
-
-
-def _category(rel: str) -> str | None:
-    if rel.startswith("results/tables/"):
-        return "tables"
-    if rel.startswith("results/metrics/") and rel.endswith(".json"):
-        return "metrics"
-    if rel.startswith("results/evaluation/"):
-        return "evaluation"
-    if rel.startswith("results/logs/"):
-        return "train_logs"
-    if rel.startswith("results/dynamics/"):
-        return "dynamics"
-    if rel.startswith("results/checkpoints/") and rel.endswith(".pt"):
-        return "weights"
-    return None
-
-
 def check_same_outputs(report: Report, drill: str, ref: Path, other: Path) -> dict[str, Any]:
     cmp = compare_runs(ref, other)
     report.check(drill, "same set of output files as the reference",
@@ -611,17 +514,6 @@ def determinism_drill(report: Report, scratch: Path, ref: Path, config: str, see
     report.check(drill, "the tables change with the seeds", "accuracy.md" in differ, f"differing: {differ}")
     result["seeds"]["examples"] = {g: {str(s): v[:2] for s, v in sorted(by.items())} for g, by in per_seed.items()}
     return result
-
-
-def dvc_tracked(work: Path) -> dict[str, str]:
-    stage = yaml.safe_load((work / "dvc.yaml").read_text())["stages"]["reproduce"]
-    digests = {}
-    for key in ("outs", "metrics", "plots"):
-        for entry in stage.get(key, []):
-            rel = next(iter(entry)) if isinstance(entry, dict) else entry
-            for r, f in files_under(work, rel).items():
-                digests[r] = digest(f)
-    return digests
 
 
 def share_drill(report: Report, scratch: Path, ref: Path, config: str, remote_kind: str = "ssh") -> dict[str, Any]:

@@ -25,9 +25,26 @@ def _seed():
     yield
 
 
+@pytest.fixture
+def tiny_config():
+    """The tiny config: the real config/default.yaml shrunk by a few ``--config`` overrides
+    (helpers.configs.TINY, applied by snnl.overrides); a fresh dict for each test to change."""
+    from helpers.configs import tiny_config
+
+    return tiny_config()
+
+
+@pytest.fixture
+def config_with():
+    """``config_with(*entries)``: config/default.yaml with ``--config`` entries (``SECTION=YAML``) applied."""
+    from helpers.configs import config_with
+
+    return config_with
+
+
 @pytest.fixture(scope="session")
 def tiny_reference(tmp_path_factory):
-    """The tiny config's whole DAG (tests/pipeline/tiny.yaml) run once per session, with the
+    """The tiny config's whole DAG (the ``tiny_config`` fixture's) run once per session, with the
     default profile, in a copy of the workflow (tests/helpers/workflow.py). Tests read it or copy
     it (``helpers.workflow.copy_run``), never change it."""
     from helpers.workflow import snakemake, workdir

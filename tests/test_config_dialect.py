@@ -139,13 +139,25 @@ def test_committed_schema_is_generated_from_the_models(capsys):
     assert capsys.readouterr().out == SCHEMA_FILE.read_text(), "run: snnl config-schema --out " + str(SCHEMA_FILE)
 
 
-@pytest.mark.parametrize("config", ["config/default.yaml", "config/local.yaml", "config/paper.yaml",
-                                    "tests/pipeline/tiny.yaml"])
+@pytest.mark.parametrize("config", ["config/default.yaml", "config/local.yaml", "config/paper.yaml"])
 def test_every_shipped_config_is_valid_for_the_schema_and_the_models(schema_validator, config):
     from snnl.pipeline.preflight import validate_file
 
     schema_validator.validate(yaml.safe_load((ROOT / config).read_text()))
     validate_file(ROOT / config)
+
+
+def test_the_tiny_test_config_is_valid_and_shrinks_the_default(schema_validator, tiny_config):
+    from snnl.pipeline.preflight import check_document
+
+    schema_validator.validate(tiny_config)
+    tiny = check_document(tiny_config, "tiny config")
+    default = yaml.safe_load((ROOT / "config" / "default.yaml").read_text())
+    assert tiny.pipeline.seeds == [0, 1] and default["pipeline"]["seeds"] == [0, 1, 2]
+    assert (tiny.train.epochs, tiny.train.checkpoint_every, tiny.experiments.gan.steps) == (1, 3, 40)
+    # merged key by key: what the overrides leave alone keeps the default file's value
+    assert tiny.train.lr == default["train"]["lr"] and tiny.experiments.gan.datasets == ["mnist5k"]
+    assert tiny.pipeline.outliers.mnist5k == default["pipeline"]["outliers"]["mnist5k"]
 
 
 def test_the_issue_examples_get_one_verdict(tmp_path):
@@ -184,12 +196,10 @@ def test_old_layout_says_where_the_switches_went():
         check(ConfigFile, {**MINIMAL, "experiments": {"dynamics_figure": {"band": "ci"}}}, "test")
 
 
-def test_switches_next_to_their_settings_drive_the_dag(tmp_path):
+def test_switches_next_to_their_settings_drive_the_dag(tmp_path, config_with):
     """`experiments.NAME.run: false` and `experiments.gan.datasets: []` drop those jobs, and only those."""
     work = workdir(tmp_path)
-    cfg = yaml.safe_load((ROOT / "config" / "default.yaml").read_text())
-    cfg["experiments"]["synthetic"]["run"] = False
-    cfg["experiments"]["gan"]["datasets"] = []
+    cfg = config_with("experiments={synthetic: {run: false}, gan: {datasets: []}}")
     (work / "config" / "off.yaml").write_text(yaml.safe_dump(cfg))
     counts = jobs(snakemake(work, "-n", "--configfile", "config/off.yaml").stdout)
     assert "synthetic" not in counts and "gan" not in counts

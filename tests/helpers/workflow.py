@@ -12,9 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from helpers.configs import tiny_config, write_config
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-TINY = ROOT / "tests" / "pipeline" / "tiny.yaml"
 # the venv first on PATH; without an outer make's variables (under `make test`), which would reach the
 # `make` the tests run themselves
 ENV = {**{k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")},
@@ -22,14 +23,14 @@ ENV = {**{k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS"
 
 
 def workdir(tmp: Path) -> Path:
-    """A copy of the workflow (not the data or results) in ``tmp``, with config/tiny.yaml; over
-    an existing copy, its files are replaced."""
+    """A copy of the workflow (not the data or results) in ``tmp``, with config/tiny.yaml (the
+    default config shrunk: helpers.configs.tiny_config); over an existing copy, its files are replaced."""
     for name in ("Snakefile", "dvc.yaml", "environment.yml", "requirements.txt"):
         if (ROOT / name).exists():
             shutil.copy(ROOT / name, tmp / name)
     for name in ("workflow", "config"):
         shutil.copytree(ROOT / name, tmp / name, dirs_exist_ok=True)
-    shutil.copy(TINY, tmp / "config" / "tiny.yaml")
+    write_config(tiny_config(), tmp / "config" / "tiny.yaml")
     return tmp
 
 

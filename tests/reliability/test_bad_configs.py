@@ -1,7 +1,7 @@
 """Drill 2: malformed configs fail before any job starts, with one clear message naming the key
 (or the YAML line), no Python traceback, and nothing written under results/, data/ or logs/.
 
-Each case is the tiny test config (tests/pipeline/tiny.yaml) with one fault, run through what a
+Each case is the tiny test config (the default shrunk, tests/helpers/configs.py) with one fault, run through what a
 user runs: `snakemake --profile workflow/profiles/default --configfile BAD.yaml -n` in a copy of
 the workflow, and `snnl check-config BAD.yaml`; the train-section faults also through
 `snnl train --config BAD.yaml`.
@@ -11,15 +11,14 @@ the workflow, and `snnl check-config BAD.yaml`; the train-section faults also th
 
 from __future__ import annotations
 
-import copy
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
-from helpers.workflow import BIN, ENV, TINY, snakemake, workdir
+from helpers.configs import tiny_config, write_config
+from helpers.workflow import BIN, ENV, snakemake, workdir
 
 from snnl.cli import main
 
@@ -123,9 +122,9 @@ def write_case(case: Case, path: Path) -> None:
     if case.text is not None:
         path.write_text(case.text)
         return
-    cfg = copy.deepcopy(yaml.safe_load(TINY.read_text()))
+    cfg = tiny_config()
     case.edit(cfg)
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    write_config(cfg, path)
 
 
 def listing(root: Path) -> set[str]:
@@ -173,7 +172,8 @@ TRAIN_CASES = ["unknown train key", "lr is a word", "batch size not an integer",
 def prepared(tmp_path_factory):
     from snnl.data import prepare
 
-    return prepare("mnist5k", tmp_path_factory.mktemp("data") / "mnist5k", config_path=TINY)
+    tiny = write_config(tiny_config(), tmp_path_factory.mktemp("config") / "tiny.yaml")
+    return prepare("mnist5k", tmp_path_factory.mktemp("data") / "mnist5k", config_path=tiny)
 
 
 @pytest.mark.parametrize("name", TRAIN_CASES)

@@ -31,7 +31,7 @@ DVC = str(BIN / "dvc")
 SUMMARY = "results/tables/summary.json"
 # outputs of jobs that read nothing of train.* or evaluate.* (data preparation, E1, E5)
 UNTOUCHED = ["data/prepared", "results/experiments/synthetic_minimise.csv", "results/experiments/synthetic_compare.csv",
-             "results/experiments/gan_mnist5k.csv", "results/figures/gan_mnist5k.png",
+             "results/experiments/gan/mnist5k/seed0.csv", "results/figures/gan/mnist5k_seed0.png",
              "results/figures/synthetic_compare.png"]
 
 

@@ -116,7 +116,11 @@ def test_the_paper_command_runs_every_job(rehearsal):
                 expected += [results / "checkpoints" / d / r / f"seed{s}.pt", results / "metrics" / d / r / f"seed{s}.json",
                              results / "evaluation" / d / r / f"seed{s}" / "summary.json"]
     for d in config["experiments"]["gan"]["datasets"]:
-        expected += [results / "experiments" / f"gan_{d}.csv", results / "figures" / f"gan_{d}.png"]
+        for s in config["experiments"]["gan"]["seeds"]:
+            expected += [results / "experiments" / "gan" / d / f"seed{s}.csv", results / "figures" / "gan" / f"{d}_seed{s}.png"]
+    for d in p["datasets"]:  # C1's long horizon, and the bonus figure of the non-baseline regimes
+        expected += [results / "dynamics_long" / d / "baseline" / "seed0.csv"]
+    expected += [results / "figures" / "bonus.png", results / "tables" / "bonus.md"]
     missing = [str(f.relative_to(work)) for f in expected if not f.is_file() or f.stat().st_size == 0]
     assert not missing, f"missing outputs: {missing}"
 
@@ -138,7 +142,8 @@ def test_runs_used_the_paper_models_tuning_and_outliers(rehearsal):
                 summary = json.loads((results / "evaluation" / d / r / f"seed{s}" / "summary.json").read_text())
                 assert set(summary["outliers"]) == set(p["outliers"][d]), (d, r, s)
     for d in config["experiments"]["gan"]["datasets"]:  # the DCGAN's discriminator layers
-        layers = {line.split(",")[1] for line in (results / "experiments" / f"gan_{d}.csv").read_text().splitlines()[1:]}
+        curve = results / "experiments" / "gan" / d / "seed0.csv"
+        layers = {line.split(",")[3] for line in curve.read_text().splitlines()[1:]}  # dataset,seed,step,layer,...
         assert {"conv1", "conv2"} <= layers, (d, layers)
 
 

@@ -63,8 +63,8 @@ def test_whole_dag_produces_every_output(tiny_run):
             assert (work / f"results/evaluation/mnist5k/{regime}/seed{seed}/summary.json").is_file()
             assert (work / f"results/benchmarks/train/mnist5k/{regime}/seed{seed}.tsv").is_file()
             assert (work / f"logs/train/mnist5k/{regime}/seed{seed}.log").is_file()
-    for fig in ["synthetic_minimise", "synthetic_compare", "temperature_curve_mnist5k", "dynamics", "gan_mnist5k",
-                "gan_samples_mnist5k", "mnist5k_tsne_layers", "mnist5k_tsne_gradients", "mnist5k_confidence"]:
+    for fig in ["synthetic_minimise", "synthetic_compare", "temperature_curve_mnist5k", "dynamics", "gan/mnist5k_seed0",
+                "gan/mnist5k_seed0_samples", "mnist5k_tsne_layers", "mnist5k_tsne_gradients", "mnist5k_confidence", "bonus"]:
         png = work / "results" / "figures" / f"{fig}.png"
         assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", fig
     tables = work / "results" / "tables"
@@ -85,14 +85,14 @@ def test_changing_one_parameter_reruns_only_that_step_and_its_dependents(tiny_ru
     (work / "config" / "changed.yaml").write_text(yaml.safe_dump(cfg))
     out = snakemake(work, "-n", "--configfile", "config/changed.yaml")
     jobs = _jobs(out.stdout)
-    # the GAN reruns, and the tables that read its curve; nothing else
-    assert set(jobs) == {"gan", "tables", "all"}, jobs
+    # the GAN reruns, and the tables that read its curve (and the report's claims page); nothing else
+    assert set(jobs) == {"gan", "tables", "report_claims", "all"}, jobs
 
     cfg = yaml.safe_load((work / "config" / "tiny.yaml").read_text())
     cfg["evaluate"]["k"] = 6
     (work / "config" / "changed.yaml").write_text(yaml.safe_dump(cfg))
     jobs = _jobs(snakemake(work, "-n", "--configfile", "config/changed.yaml").stdout)
-    assert set(jobs) == {"evaluate", "compare_regimes", "tables", "all"} and jobs["evaluate"] == 4, jobs
+    assert set(jobs) == {"evaluate", "compare_regimes", "tables", "report_claims", "all"} and jobs["evaluate"] == 4, jobs
 
 
 def test_slurm_profile_dry_run(tmp_path):
@@ -100,7 +100,7 @@ def test_slurm_profile_dry_run(tmp_path):
     cmd = [str(BIN / "snakemake"), "-n", "--profile", "workflow/profiles/slurm", "--configfile", "config/paper.yaml"]
     out = subprocess.run(cmd, cwd=work, env=ENV, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert _jobs(out.stdout)["train"] == 40
+    assert _jobs(out.stdout)["train"] == 4 * 3 * 5  # datasets x regimes (baseline, entangled, official) x seeds
 
 
 def _tracked_files(work: Path) -> dict[str, str]:
@@ -153,8 +153,8 @@ def test_report_holds_every_figure_and_renders(tiny_run):
 
     work = tiny_run
     snakemake(work, "--configfile", "config/tiny.yaml", "--report", "results/report.html")
-    figures = sorted((work / "results" / "figures").glob("*.png"))
-    assert len(figures) == 9
+    figures = sorted((work / "results" / "figures").rglob("*.png"))
+    assert len(figures) == 10
     old = os.getcwd()
     os.chdir(work)
     try:

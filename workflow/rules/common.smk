@@ -161,6 +161,8 @@ def figure_outputs():
     if EXPERIMENTS.dynamics.run:
         out += ["results/figures/dynamics.png"]
     out += gan_runs("results/figures/gan/{dataset}_seed{seed}.png")
+    if any(r != "baseline" for r in REGIMES):
+        out += ["results/figures/bonus.png"]
     if {"baseline", "entangled"} <= set(REGIMES):
         out += expand(
             "results/figures/{dataset}_{kind}.png",

@@ -48,7 +48,9 @@ rule tables:
         ),
         gan=lambda w, input: f"--gan {' '.join(input.gan)}" if input.gan else "",
         dynamics_long=lambda w, input: (
-            f"--dynamics-long {' '.join(input.dynamics_long)}" if input.dynamics_long else ""
+            f"--dynamics-long {' '.join(input.dynamics_long)}"
+            if input.dynamics_long
+            else ""
         ),
         synthetic=lambda w, input: (
             f"--synthetic {' '.join(input.synthetic)}" if input.synthetic else ""

@@ -40,10 +40,12 @@ def test_backend_is_agg_even_when_an_interactive_one_is_requested():
 
 
 def test_regime_colours_are_fixed_distinct_and_used_by_regime_color():
-    assert set(REGIME_COLORS) == {"baseline", "entangled"}
-    assert to_rgb(REGIME_COLORS["baseline"]) != to_rgb(REGIME_COLORS["entangled"])
-    assert regime_color("baseline") == REGIME_COLORS["baseline"]
-    assert regime_color("entangled") == REGIME_COLORS["entangled"]
+    from snnl.regimes import REGIMES
+
+    assert set(REGIME_COLORS) == set(REGIMES)  # every regime has its colour, and only regimes do
+    assert len({to_rgb(c) for c in REGIME_COLORS.values()}) == len(REGIMES)
+    for regime in REGIMES:
+        assert regime_color(regime) == REGIME_COLORS[regime]
     assert regime_color("something else") not in REGIME_COLORS.values()
 
 

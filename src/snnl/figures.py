@@ -2,9 +2,9 @@
 
 Every figure of the project should
 
-  * use :data:`REGIME_COLORS` for the two training regimes (``baseline`` and
-    ``entangled``) and :data:`REAL_FAKE_COLORS` for real vs generated data, so a
-    colour means the same thing in every figure;
+  * use :data:`REGIME_COLORS` for the training regimes (:data:`snnl.regimes.REGIMES`) and
+    :data:`REAL_FAKE_COLORS` for real vs generated data, so a colour means the same thing in
+    every figure;
   * draw per-layer curves with :func:`layer_styles` (a sequential palette from the
     first to the last hidden layer; the last layer of the list, usually the logits,
     black and dashed so it stands out);

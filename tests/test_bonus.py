@@ -11,26 +11,11 @@ import torch
 from torch import nn
 
 from snnl.regularizer import EntanglementRegularizer
+from helpers.oracles import cleverhans_terms_loop
 from snnl.training.bonus import measure_bonus, pinned_fraction
 
 EPS = 1e-5
 CAP = -math.log(EPS)
-
-
-def cleverhans_terms_loop(x, y, temperature) -> torch.Tensor:
-    """Each anchor's cleverhans v3.1 term from the formula, float64, an explicit loop over anchors:
-    f_ij = exp(-d_ij / T) (d by the norm expansion), f_ii = exp(-d_ii / T) - 1,
-    term_i = -log(eps + sum_j same_ij f_ij / (eps + sum_k f_ik))."""
-    x = x.reshape(len(x), -1).double()
-    terms = []
-    for i in range(len(x)):
-        row = []
-        for j in range(len(x)):
-            d = (x[i] * x[i]).sum() + (x[j] * x[j]).sum() - 2 * (x[i] * x[j]).sum()
-            row.append(torch.exp(-d / temperature) - (1.0 if i == j else 0.0))
-        denom = EPS + sum(row)
-        terms.append(-torch.log(EPS + sum(f / denom for j, f in enumerate(row) if y[j] == y[i])))
-    return torch.stack(terms)
 
 
 def exact_snnl_loop(x, y, temperature) -> torch.Tensor:

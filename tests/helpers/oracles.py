@@ -55,3 +55,24 @@ def snnl_torch_reference(x: torch.Tensor, y: torch.Tensor, temperature: float) -
     lse_all = torch.logsumexp(logits.masked_fill(eye, -math.inf), 1)
     lse_pos = torch.logsumexp(logits.masked_fill(~same, -math.inf), 1)
     return (lse_all - lse_pos)[valid].mean()
+
+
+CLEVERHANS_EPS = 1e-5  # cleverhans v3.1's STABILITY_EPS, written here independently of snnl.legacy
+
+
+def cleverhans_terms_loop(x: torch.Tensor, y: torch.Tensor, temperature) -> torch.Tensor:
+    """Each anchor's cleverhans v3.1 term, written from the formula with an explicit loop over
+    anchors (float64, differentiable): d_ij = |x_i|^2 + |x_j|^2 - 2 x_i.x_j, f_ij = exp(-d_ij / T),
+    f_ii = exp(-d_ii / T) - 1, term_i = -log(eps + sum_j same_ij f_ij / (eps + sum_k f_ik))."""
+    x = x.reshape(len(x), -1).double()
+    terms = []
+    for i in range(len(x)):
+        row = []
+        for j in range(len(x)):
+            d = (x[i] * x[i]).sum() + (x[j] * x[j]).sum() - 2 * (x[i] * x[j]).sum()
+            f = torch.exp(-d / temperature)
+            row.append(f - 1.0 if i == j else f)
+        denom = CLEVERHANS_EPS + sum(row)
+        summed = sum(f / denom for j, f in enumerate(row) if y[j] == y[i])
+        terms.append(-torch.log(CLEVERHANS_EPS + summed))
+    return torch.stack(terms)

@@ -10,7 +10,20 @@ import pandas as pd
 import torch
 
 from snnl.atomic import atomic_write_text
+from snnl.errors import DataError
 from snnl.temperature import optimal_temperature
+
+
+def read_csv(path: Path, what: str, if_missing: str, if_unreadable: str = "") -> pd.DataFrame:
+    """The CSV file ``path`` (a ``what``: "GAN curve", "training log"), or a DataError naming it and
+    the fix (``if_missing`` when it does not exist, ``if_unreadable`` when pandas cannot parse it)."""
+    if not path.is_file():
+        raise DataError(f"{what} {path} does not exist; {if_missing}")
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise DataError(f"{what} {path} is not a readable CSV ({err}){'; ' + if_unreadable if if_unreadable else ''}") \
+            from err
 
 
 def write_csv(df: pd.DataFrame, path: str | Path) -> Path:

@@ -28,6 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 from snnl.errors import DataError
+from snnl.experiments.common import read_csv
 from snnl.regimes import BASELINE, REGIMES
 
 IDENTITY_COLUMNS = ("dataset", "regime", "seed")
@@ -55,12 +56,7 @@ def read_log(path: str | Path) -> pd.DataFrame:
         DataError: the file is missing, unreadable, empty, or lacks a needed or identity column.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"training log {path} does not exist; train the run first (it writes the probe log)")
-    try:
-        df = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise DataError(f"training log {path} is not a readable CSV ({err})") from err
+    df = read_csv(path, "training log", "train the run first (it writes the probe log)")
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         raise DataError(

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from snnl.errors import DataError
+from snnl.experiments.common import read_csv
 from snnl.experiments.dynamics import BONUS_COLUMNS, read_logs
 
 RunKey = tuple[str, str, int]  # (dataset, regime, seed)
@@ -180,12 +181,7 @@ GAN_IDENTITY = ("dataset", "seed")
 
 
 def _read_gan_csv(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise DataError(f"GAN curve {path} does not exist; run `snnl gan ... --csv {path}` first")
-    try:
-        df = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise DataError(f"GAN curve {path} is not a readable CSV ({err}); rerun `snnl gan`") from err
+    df = read_csv(path, "GAN curve", f"run `snnl gan ... --csv {path}` first", "rerun `snnl gan`")
     missing = [c for c in ("step", "layer", "snnl") if c not in df.columns]
     if missing:
         raise DataError(f"GAN curve {path} lacks column(s) {', '.join(missing)}; it should be the CSV of `snnl gan`")

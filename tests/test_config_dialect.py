@@ -185,6 +185,14 @@ def test_the_issue_examples_get_one_verdict(tmp_path):
         experiments.load("gan", path)
 
 
+def test_a_pipeline_without_regimes_trains_the_documented_default():
+    """config/README.md: `pipeline.regimes` defaults to `[baseline, entangled]` (not every regime)."""
+    from snnl.config import ConfigFile
+    from snnl.config_base import check
+
+    assert check(ConfigFile, MINIMAL, "test").pipeline.regimes == ["baseline", "entangled"]
+
+
 def test_old_layout_says_where_the_switches_went():
     from snnl.config_base import check
     from snnl.config import ConfigFile

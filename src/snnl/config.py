@@ -10,7 +10,7 @@ from snnl.config_base import Bool, NonNegInt, PosInt, Section, unique
 from snnl.data.config import TRAINABLE, DatasetName, DatasetsConfig, PerDataset, TrainableName
 from snnl.evaluate.config import EvaluateConfig
 from snnl.experiments.config import ExperimentsConfig
-from snnl.regimes import REGIMES
+from snnl.regimes import DEFAULT_REGIMES, REGIMES
 from snnl.training.config import TrainSection, TuneConfig
 
 Outliers = create_model("Outliers", __base__=PerDataset,
@@ -22,7 +22,7 @@ class PipelineConfig(Section):
 
     datasets: unique(TrainableName, 1)
     outliers: Outliers = Field(default_factory=Outliers)
-    regimes: unique(Literal[REGIMES], 1) = list(REGIMES)
+    regimes: unique(Literal[REGIMES], 1) = list(DEFAULT_REGIMES)
     seeds: unique(NonNegInt, 1)
     tune: Bool = False
     tune_seed: NonNegInt = 0

@@ -13,6 +13,8 @@ Keys of a checkpoint (``FORMAT``, version ``VERSION``)::
     step, epoch, batch_in_epoch, perm, total_steps
     rng: {torch, cuda, numpy, python, data}
     regime, seed, dataset, config, probe, wall_time_s, metrics (final checkpoint only)
+    diverged (a diverged run's checkpoint: {step, epoch, reason}, and empty model, optimizer,
+              scheduler and regularizer states; see snnl.training.outcome)
 
 Use :func:`load_model` to get a ready model from a checkpoint (other parts of the
 project: evaluation, attacks, figures).
@@ -31,7 +33,7 @@ import numpy as np
 import torch
 
 from snnl.atomic import atomic_write
-from snnl.errors import CheckpointError
+from snnl.errors import CheckpointError, is_diverged
 
 FORMAT = "snnl-train-checkpoint"
 VERSION = 2  # 2: every checkpoint carries a SHA-256 `digest` of its content
@@ -203,10 +205,20 @@ def load_state_strict(module: torch.nn.Module, state: dict[str, Any], what: str,
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
     """The model stored in a checkpoint, rebuilt, loaded, moved to ``device`` and in eval mode,
-    with the checkpoint dict (for ``metrics``, ``config``, ``regime``...)."""
+    with the checkpoint dict (for ``metrics``, ``config``, ``regime``...).
+
+    Raises:
+        CheckpointError: the file is missing, corrupt or incompatible, or records a run that
+            diverged (``snnl train --on-divergence record``), which holds no weights.
+    """
     from snnl.models import model_from_spec
 
     ckpt = load_checkpoint(path, map_location="cpu")
+    if is_diverged(ckpt):
+        d = ckpt["diverged"]
+        raise CheckpointError(f"checkpoint {path} records a run that diverged at step {d['step']} ({d['reason']}): "
+                              "it holds no trained model; skip it (snnl.errors.is_diverged) or train the run again "
+                              "with a lower `train.lr` or `train.alpha`")
     try:
         model = model_from_spec(ckpt["model_spec"])
     except Exception as err:  # noqa: BLE001 - any failure here means an incompatible spec
@@ -214,3 +226,20 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[to
     load_state_strict(model, ckpt["model"], "model weights", path)
     model.to(device).eval()
     return model, ckpt
+
+
+def load_trained(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module | None, dict[str, Any]]:
+    """:func:`load_model`, except that the checkpoint of a run that diverged gives ``(None,
+    checkpoint)`` (its ``diverged``: {step, epoch, reason}), for readers that count such a run
+    and leave it out (evaluation, figures).
+
+    Raises:
+        CheckpointError: as :func:`load_model`, for any other problem.
+    """
+    try:
+        return load_model(path, device)
+    except CheckpointError:
+        ckpt = load_checkpoint(path, map_location="cpu")
+        if is_diverged(ckpt):
+            return None, ckpt
+        raise

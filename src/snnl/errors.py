@@ -31,6 +31,28 @@ class TrainingError(SnnlError, RuntimeError):
     """Training cannot continue (e.g. a loss term became NaN or inf)."""
 
 
+class DivergenceError(TrainingError):
+    """Training diverged: a loss term, a weight or an optimizer update stopped being finite.
+
+    Attributes: ``step`` (1-based, the first bad step), ``epoch`` (0-based) and ``reason`` (what
+    broke, in words), so that a pipeline can record the run as diverged instead of stopping
+    (``snnl train --on-divergence record``)."""
+
+    def __init__(self, message: str, step: int, epoch: int, reason: str):
+        super().__init__(message)
+        self.step, self.epoch, self.reason = step, epoch, reason
+
+    def record(self) -> dict:
+        """What a diverged run's metrics record under ``diverged``: step, epoch, reason."""
+        return {"step": self.step, "epoch": self.epoch, "reason": self.reason}
+
+
+def is_diverged(record: Mapping[str, Any]) -> bool:
+    """Whether a metrics JSON, a checkpoint or an evaluation summary (``record``) is that of a run
+    which diverged: its ``diverged`` entry holds :meth:`DivergenceError.record`, not None."""
+    return bool(record.get("diverged"))
+
+
 # pydantic's error type -> the rule, in the words of config/README.md ({...}: from the error)
 RULES = {
     "int_type": "must be an integer", "int_from_float": "must be an integer", "float_type": "must be a number",

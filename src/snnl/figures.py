@@ -118,3 +118,15 @@ def legend_outside(ax, handles: Iterable | None = None, labels: Iterable | None 
     if handles is not None:
         return ax.legend(list(handles), list(labels or []), **kwargs)
     return ax.legend(**kwargs)
+
+
+def notice_figure(title: str, text: str, path: str | Path) -> Path:
+    """A figure that only says why the figure expected at ``path`` has nothing to show (e.g. a run
+    it needs diverged), so that a report keeps its slot and says so; saved with :func:`save_figure`."""
+    import textwrap
+
+    fig, ax = plt.subplots(figsize=(7, 2.2))
+    ax.axis("off")
+    ax.set_title(title)
+    ax.text(0.5, 0.5, textwrap.fill(text, 90), ha="center", va="center", fontsize="medium", transform=ax.transAxes)
+    return save_figure(fig, path)

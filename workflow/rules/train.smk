@@ -23,6 +23,8 @@ rule tune:
         " --seed {params.seed} --config {params.config} --out {output} --quiet > {log} 2>&1"
 
 
+# A run that diverges is an outcome, not a failed job: it is recorded (snnl.training.outcome),
+# evaluated as diverged, counted by the tables and left out of every number (docs/RESULTS.md).
 rule train:
     input:
         data=lambda w: prepared(w.dataset),
@@ -48,4 +50,5 @@ rule train:
     shell:
         "OMP_NUM_THREADS={threads} snnl train --data {input.data} --regime {wildcards.regime}"
         " --seed {wildcards.seed} --config {params.config} {params.tuned} --out {output.checkpoint}"
-        " --metrics {output.metrics} --log {output.log} --probe-log {output.probe} > {log} 2>&1"
+        " --metrics {output.metrics} --log {output.log} --probe-log {output.probe} --on-divergence record"
+        " > {log} 2>&1"

@@ -34,11 +34,23 @@ def run(args: argparse.Namespace) -> int:
     from snnl.experiments.common import write_csv
     from snnl.experiments.dynamics import bonus_long, plot_bonus
     from snnl.figures import save_figure
+    from snnl.errors import is_diverged
     from snnl.tables.inputs import load_metrics, probe_frame
 
-    frames = [probe_frame(m, key) for key, m in load_metrics(args.metrics).items()]
+    metrics = load_metrics(args.metrics)
+    diverged = sorted(key for key, m in metrics.items() if is_diverged(m))
+    for d, r, s in diverged:
+        print(f"bonus-figure: {d} {r} seed {s} diverged; left out (the tables count it)")
+    frames = [probe_frame(m, key) for key, m in metrics.items() if key not in diverged]
     frames = [f for f in frames if f is not None]
     long = bonus_long(pd.concat(frames, ignore_index=True)) if frames else pd.DataFrame()
+    if long.empty and diverged:
+        from snnl.figures import notice_figure
+
+        runs = ", ".join(f"{d} {r} seed {s}" for d, r, s in diverged)
+        notice_figure("What each bonus does: no run to show", f"every non-baseline run diverged ({runs}).", args.figure)
+        print(f"bonus-figure: every non-baseline run diverged; wrote a notice to {args.figure}")
+        return 0
     if long.empty:
         from snnl.errors import DataError
 

@@ -14,6 +14,7 @@ two such folders.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -54,11 +55,23 @@ def parse_outliers(items: list[str]) -> dict[str, Path]:
 
 
 def load_checkpoint_model(path: str | Path, device="cpu"):
-    """:func:`snnl.checkpoint.load_model` (``weights_only=True``: a file holding pickled Python
-    objects is refused with a clear message, never unpickled)."""
-    from snnl.checkpoint import load_model
+    """:func:`snnl.checkpoint.load_trained` (``weights_only=True``: a file holding pickled Python
+    objects is refused with a clear message, never unpickled); the model is None for a diverged run."""
+    from snnl.checkpoint import load_trained
 
-    return load_model(path, device=device)
+    return load_trained(path, device=device)
+
+
+def write_diverged_evaluation(args: argparse.Namespace, ckpt: dict) -> None:
+    """--checkpoint records a diverged run (``snnl train --on-divergence record``): write its
+    evaluation folder (:func:`snnl.evaluate.outputs.write_diverged`) and say so."""
+    from snnl.evaluate.outputs import write_diverged
+    from snnl.evaluate.sets import checkpoint_info
+
+    info = {**checkpoint_info({**ckpt, "path": str(args.checkpoint)}), "diverged": ckpt["diverged"]}
+    write_diverged(Path(args.out), info)
+    print(f"snnl evaluate: {args.checkpoint} records a run that diverged at step {ckpt['diverged']['step']}: "
+          f"nothing to evaluate; {args.out}/summary.json says so", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,6 +90,9 @@ def run(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device, "--device")
     model, ckpt = load_checkpoint_model(args.checkpoint, device=device)
+    if model is None:
+        write_diverged_evaluation(args, ckpt)
+        return 0
     data = load_prepared(args.data)
     outliers = {name: load_prepared(path) for name, path in outlier_dirs.items()}
     info = {k: v for k, v in ckpt.items() if k in ("regime", "seed", "step", "model_spec", "dataset", "metrics")}

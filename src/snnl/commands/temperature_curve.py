@@ -64,12 +64,15 @@ def run(args: argparse.Namespace) -> int:
     kwargs = {"decades": cfg.decades, "points": cfg.points, "batch_size": cfg.batch_size, "include_logits": cfg.include_logits}
 
     results, regimes = [], {}
-    if not args.checkpoint:
-        results.append(tc.temperature_curve(None, images, labels, label=f"raw inputs ({data.name})", **kwargs))
-    for i, path in enumerate(args.checkpoint):
-        from snnl.checkpoint import load_model
+    from snnl.checkpoint import load_trained
 
-        model, ckpt = load_model(path, device="cuda" if torch.cuda.is_available() else "cpu")
+    diverged = []  # a diverged run has no model: named in the title, not drawn
+    for i, path in enumerate(args.checkpoint):
+        model, ckpt = load_trained(path, device="cuda" if torch.cuda.is_available() else "cpu")
+        if model is None:
+            print(f"temperature-curve: {path} records a run that diverged; left out")
+            diverged.append(path)
+            continue
         label = args.label[i] if args.label else _checkpoint_label(ckpt, Path(path))
         regimes[label] = str(ckpt.get("regime", ""))
         try:
@@ -81,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
                 f"the model in {path} cannot run on {args.data} (images {tuple(images.shape[1:])}): "
                 f"{str(err).splitlines()[0]}; pass the dataset the model was trained on"
             ) from err
+    if len(diverged) == len(args.checkpoint):
+        results.append(tc.temperature_curve(None, images, labels, label=f"raw inputs ({data.name})", **kwargs))
     result = tc.combine(results)
     write_csv(result.curves, args.csv)
     if args.minima:
@@ -88,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     title = (
         f"E3: SNNL against temperature, {data.name} ({cfg.split} split, {len(labels)} images); minimiser marked\n"
         "(y axis cut at 1.6 × the T → ∞ limit; at small T the SNNL grows like 1/T)"
-    )
+    ) + (f"\nleft out, diverged: {', '.join(args.label[args.checkpoint.index(p)] if args.label else p for p in diverged)}" if diverged else "")
     save_figure(tc.plot(result, title=title, regimes=regimes), args.figure)
     for r in result.minima.itertuples():
         print(

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from snnl.errors import DataError
+from snnl.errors import DataError, is_diverged
 from snnl.evaluate.outputs import (
     DETECTION_CSV,
     SAMPLES_CSV,
@@ -32,6 +32,7 @@ from snnl.evaluate.outputs import (
     TSNE_LAYERS_CSV,
     write_csv,
 )
+from snnl.evaluate.samples import DETECTION_COLUMNS
 
 COMPARE_FILES = {
     "detection": "detection_compare.csv",
@@ -55,6 +56,7 @@ class Evaluations:
     images: dict[str, np.ndarray] = field(default_factory=dict)
     snnl: dict[str, float | None] = field(default_factory=dict)
     gradient_notes: dict[str, str] = field(default_factory=dict)
+    diverged: dict[str, dict[str, Any]] = field(default_factory=dict)  # regime -> {step, epoch, reason}
 
     @property
     def classes(self) -> list[str]:
@@ -82,6 +84,9 @@ def read_evaluations(dirs: dict[str, str | Path]) -> Evaluations:
         if not path.is_file():
             raise DataError(f"{path} does not exist: run `snnl evaluate ... --out {d}` first")
         ev.summaries[regime] = summary = json.loads(path.read_text())
+        if is_diverged(summary):
+            ev.diverged[regime] = summary["diverged"]
+            continue
         ev.detection.append(pd.read_csv(d / DETECTION_CSV).assign(regime=regime))
         s = pd.read_csv(d / SAMPLES_CSV, usecols=["set", "kind", "msp"])
         ev.confidence.append(s[s["kind"].isin(["test", "outlier"])].assign(regime=regime))
@@ -143,6 +148,8 @@ def draw_comparison(ev: Evaluations, outputs: dict[str, Path]) -> list[Path]:
     a t-SNE figure only where every evaluation has that embedding. Returns the paths written."""
     from snnl.evaluate import plots
 
+    if ev.diverged:
+        return draw_diverged(ev, outputs)
     written = []
     if "detection" in outputs:
         table = pd.concat(ev.detection, ignore_index=True)
@@ -162,4 +169,24 @@ def draw_comparison(ev: Evaluations, outputs: dict[str, Path]) -> list[Path]:
                                                  outputs["tsne_gradients"], regimes=ev.regimes,
                                                  snnl={k: v for k, v in ev.snnl.items() if v is not None},
                                                  notes=ev.gradient_notes))
+    return written
+
+
+def draw_diverged(ev: Evaluations, outputs: dict[str, Path]) -> list[Path]:
+    """``outputs`` when a compared run diverged (its summary says ``diverged``): the detection
+    table of the runs that finished (no rows if none did), and each figure a notice naming the
+    diverged run, since a comparison without one side would mislead. Returns the paths written."""
+    from snnl.figures import notice_figure
+
+    runs = "; ".join(f"{r} (seed {ev.summaries[r]['checkpoint'].get('seed')}) diverged at step {d.get('step')}: "
+                     f"{d.get('reason')}" for r, d in ev.diverged.items())
+    written = []
+    for name, path in outputs.items():
+        if name == "detection":
+            table = pd.concat([pd.DataFrame(columns=["regime", *DETECTION_COLUMNS]), *ev.detection], ignore_index=True)
+            write_csv(path, table[["regime", *DETECTION_COLUMNS]])
+            written.append(path)
+        else:
+            written.append(notice_figure(f"{name}: no comparison", f"{runs}. A diverged run has no model to "
+                                         "compare; see the claims table for how it was counted.", path))
     return written

@@ -103,3 +103,17 @@ def finish(out: Path, summary: dict[str, Any], tsne_df: pd.DataFrame | None, gra
         (out / stale).unlink(missing_ok=True)
     atomic_write_json(out / SUMMARY_JSON, summary)
     return summary
+
+
+def write_diverged(out: Path, checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The evaluation folder of a run that diverged (``checkpoint``: the info of
+    :func:`snnl.evaluate.sets.checkpoint_info`, with ``diverged``): samples.csv and detection.csv
+    with their columns and no rows, no other file, and summary.json = {checkpoint, diverged,
+    files}. Readers check :func:`snnl.errors.is_diverged` on the summary and use none of it."""
+    from snnl.evaluate.samples import DETECTION_COLUMNS, SAMPLE_COLUMNS
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(out / SAMPLES_CSV, pd.DataFrame(columns=SAMPLE_COLUMNS))
+    write_csv(out / DETECTION_CSV, pd.DataFrame(columns=DETECTION_COLUMNS))
+    summary = {"checkpoint": checkpoint, "diverged": checkpoint["diverged"], "files": [SAMPLES_CSV, DETECTION_CSV]}
+    return finish(out, summary, None, None, None)

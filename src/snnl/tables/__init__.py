@@ -16,6 +16,9 @@ writes into the output folder, each file atomically and ``summary.json`` last:
                           (docs/RESULTS.md, "Decision rules")
     summary.json          the headline numbers and verdicts (DVC metrics)
 
+Runs that diverged (``snnl train --on-divergence record``) are counted and named (summary.json's
+``runs.diverged``, a note under accuracy.md and claims.md); none of their numbers enters a table.
+
 The command line is `snnl tables` (:mod:`snnl.commands.tables`).
 """
 
@@ -39,7 +42,7 @@ from snnl.tables.claims import (
     evaluate_claims,
 )
 from snnl.tables.bonus import bonus_markdown, bonus_table
-from snnl.tables.inputs import Inputs, load_inputs
+from snnl.tables.inputs import Inputs, diverged_note, load_inputs
 from snnl.tables.markdown import accuracy_markdown, detection_markdown, ood_markdown
 from snnl.tables.stats import (
     POWER,
@@ -131,7 +134,8 @@ def summary_dict(acc: pd.DataFrame, ood: pd.DataFrame, det: pd.DataFrame, result
         "settings": {"confidence": CONFIDENCE, "c1_margin_nats": C1_MARGIN, "c2_margin_nats": C2_MARGIN,
                      "mde_power": POWER, "machine_spread": MACHINE_SPREAD},
         "source": _config_info(config),
-        "runs": {"metrics": len(inputs.metrics), "evaluations": len(inputs.evaluations)},
+        "runs": {"metrics": len(inputs.metrics), "evaluations": len(inputs.evaluations),
+                 "diverged": [{"dataset": d, "regime": r, "seed": s, **v} for (d, r, s), v in inputs.diverged.items()]},
         "accuracy": {d: v.get("test_accuracy", {}) for d, v in _nested(acc, ["dataset", "metric"]).items()},
         "ood": _nested(ood, ["dataset", "set", "metric"]),
         "detection_auroc": _nested(headline, ["dataset", "target", "score"]),
@@ -169,7 +173,8 @@ def write_tables(inputs: Inputs, out: str | Path, config: str | Path | None = No
     # a summary from an earlier run must not outlive a run that fails half-way
     (out / "summary.json").unlink(missing_ok=True)
     csv("accuracy.csv", b["accuracy"])
-    atomic_write_text(out / "accuracy.md", accuracy_markdown(b["accuracy"], CONFIDENCE))
+    note = diverged_note(inputs.diverged)
+    atomic_write_text(out / "accuracy.md", accuracy_markdown(b["accuracy"], CONFIDENCE) + note)
     csv("ood.csv", b["ood"])
     atomic_write_text(out / "ood.md", ood_markdown(b["ood"], CONFIDENCE))
     csv("detection.csv", b["detection"])
@@ -178,6 +183,6 @@ def write_tables(inputs: Inputs, out: str | Path, config: str | Path | None = No
     csv("bonus.csv", b["bonus"])
     atomic_write_text(out / "bonus.md", bonus_markdown(b["bonus"], CONFIDENCE))
     csv("claims.csv", claims_frame(b["claims"]))
-    atomic_write_text(out / "claims.md", claims_markdown(b["claims"]))
+    atomic_write_text(out / "claims.md", claims_markdown(b["claims"]) + note)
     atomic_write_text(out / "summary.json", json.dumps(b["summary"], indent=2, allow_nan=False) + "\n")
     return b["summary"]

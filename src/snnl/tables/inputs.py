@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from snnl.errors import DataError
+from snnl.errors import DataError, is_diverged
 from snnl.experiments.common import read_csv
 from snnl.experiments.dynamics import BONUS_COLUMNS, read_logs
 
@@ -56,6 +56,7 @@ class Inputs:
     gan: pd.DataFrame | None = None  # dataset, run, seed, source, step, layer, layer_index, snnl
     synthetic: pd.DataFrame | None = None  # objective, direction, snnl, kmeans_purity, fine_kmeans_purity (one row each)
     sources: dict[str, list[str]] = field(default_factory=dict)
+    diverged: dict[RunKey, dict[str, Any]] = field(default_factory=dict)  # {step, epoch, reason}: counted, not used
 
     # -- views -----------------------------------------------------------------------
 
@@ -148,6 +149,29 @@ def load_evaluations(paths: Sequence[str | Path]) -> dict[RunKey, Evaluation]:
             tsne = pd.read_csv(d / TSNE_GRADIENTS_CSV)
         _put(out, key, Evaluation(d, summary, tsne), d, "evaluation folder", seen)
     return out
+
+
+def set_aside_diverged(metrics: dict[RunKey, dict[str, Any]],
+                       evaluations: dict[RunKey, Evaluation]) -> dict[RunKey, dict[str, Any]]:
+    """Remove the runs that diverged (``snnl train --on-divergence record``; their metrics or
+    evaluation summary say ``diverged``) from ``metrics`` and ``evaluations``, in place, and
+    return them as {run: {step, epoch, reason}}: a diverged run is counted, none of its numbers
+    used, and a paired comparison pairs the seeds where both runs finished (docs/RESULTS.md)."""
+    diverged = {k: m["diverged"] for k, m in metrics.items() if is_diverged(m)}
+    diverged.update({k: e.summary["diverged"] for k, e in evaluations.items() if is_diverged(e.summary)})
+    for key in diverged:
+        metrics.pop(key, None)
+        evaluations.pop(key, None)
+    return dict(sorted(diverged.items()))
+
+
+def diverged_note(diverged: dict[RunKey, dict[str, Any]]) -> str:
+    """A markdown paragraph naming the diverged runs (empty when there are none)."""
+    if not diverged:
+        return ""
+    runs = "; ".join(f"{d} {r} seed {s} at step {v.get('step')} ({v.get('reason')})" for (d, r, s), v in diverged.items())
+    return (f"\nDiverged runs ({len(diverged)}; counted, none of their numbers used, and the comparisons pair "
+            f"the seeds where both runs finished): {runs}.\n")
 
 
 def load_dynamics(paths: Sequence[str | Path]) -> pd.DataFrame:
@@ -255,6 +279,7 @@ def load_inputs(
         gan=load_gan(gan) if gan else None,
         synthetic=load_synthetic(synthetic) if synthetic else None,
     )
+    inputs.diverged = set_aside_diverged(inputs.metrics, inputs.evaluations)
     inputs.sources = {"metrics": [str(p) for p in metrics], "evaluations": [str(p) for p in evaluations],
                       "dynamics": [str(p) for p in dynamics], "dynamics_long": [str(p) for p in dynamics_long],
                       "gan": [str(p) for p in gan], "synthetic": [str(p) for p in synthetic]}

@@ -16,7 +16,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from snnl.errors import TrainingError
+from snnl.errors import DivergenceError
 from snnl.layers import capture
 from snnl.training.probe import probe_layers
 
@@ -102,7 +102,7 @@ def non_finite_weight(model: nn.Module) -> str | None:
     return next((name for (name, _), ok in zip(named, finite) if not ok), None)
 
 
-def stop_error(at: int, epoch: int, what: str, last_checkpoint: tuple[Path, int] | None, alpha: float) -> TrainingError:
+def stop_error(at: int, epoch: int, what: str, last_checkpoint: tuple[Path, int] | None, alpha: float) -> DivergenceError:
     """The error that stops training at step ``at`` (in ``epoch``) because of ``what``, with the
     last good checkpoint (path, step) and the fix."""
     if last_checkpoint is not None:
@@ -110,8 +110,9 @@ def stop_error(at: int, epoch: int, what: str, last_checkpoint: tuple[Path, int]
         good = f"The last good checkpoint, {path} (step {step}), is intact; "
     else:
         good = "No checkpoint was written yet; "
-    return TrainingError(
+    return DivergenceError(
         f"training stopped at step {at} (epoch {epoch}): {what}. {good}"
         f"lower `train.lr`{' or `train.alpha`' if alpha else ''} and run again"
-        + (" to resume" if last_checkpoint is not None else "")
+        + (" to resume" if last_checkpoint is not None else ""),
+        step=at, epoch=epoch, reason=what,
     )

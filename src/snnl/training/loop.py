@@ -32,10 +32,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from snnl.atomic import atomic_write_json
 from snnl.checkpoint import atomic_torch_save
 from snnl.devices import resolve_device
-from snnl.errors import ConfigError, TrainingError
+from snnl.errors import ConfigError, DivergenceError
 from snnl.layers import resolve_layers
 from snnl.models import build_model, he_normal_fan_in_
 from snnl.regimes import BASELINE, REGIMES
@@ -46,14 +45,9 @@ from snnl.training.bonus import BONUS_KEYS, measure_bonus
 from snnl.training.config import TrainConfig
 from snnl.training.data import TrainData, channel_stats
 from snnl.training.guards import NonFiniteWatch, diagnose, non_finite_weight, stop_error
-from snnl.training.metrics import final_metrics
+from snnl.training.outcome import write_diverged, write_finished
 from snnl.training.optim import make_optimizer, make_scheduler
-from snnl.training.resume import (
-    checkpoint_state,
-    load_resume,
-    resume_log_path,
-    resume_path,
-)
+from snnl.training.resume import checkpoint_state, load_resume, resume_log_path, resume_path
 from snnl.training.steplog import StepLog, StepRow
 
 
@@ -67,7 +61,9 @@ class TrainResult:
 
 class Trainer:
     """One training run. ``callbacks`` are called as ``cb(trainer)`` after every step
-    (and after its checkpoint, if one was due): a hook for tests and tools."""
+    (and after its checkpoint, if one was due): a hook for tests and tools. A run that diverges
+    raises :class:`~snnl.errors.DivergenceError`, keeping its last resume checkpoint; with
+    ``record_divergence`` it ends instead as a recorded diverged run (:mod:`snnl.training.outcome`)."""
 
     def __init__(
         self,
@@ -81,6 +77,7 @@ class Trainer:
         metrics: str | Path | None = None,
         probe_log: str | Path | None = None,
         resume: bool = True,
+        record_divergence: bool = False,
         progress: bool = True,
         callbacks: Sequence[Callable[["Trainer"], None]] = (),
         stream=None,
@@ -92,6 +89,7 @@ class Trainer:
         self.metrics_path = Path(metrics) if metrics is not None else None
         self.probe_log_path = Path(probe_log) if probe_log is not None else None
         self.resume, self.progress, self.callbacks = resume, progress, list(callbacks)
+        self.record_divergence = record_divergence
         self.stream = stream if stream is not None else sys.stderr
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
@@ -198,10 +196,10 @@ class Trainer:
         """Seconds spent training, over every resumption."""
         return self.wall_before + (time.perf_counter() - self._t0)
 
-    def _stop(self, at: int, what: str) -> TrainingError:
+    def _stop(self, at: int, what: str) -> DivergenceError:
         return stop_error(at, self.epoch, what, self.last_checkpoint, self.alpha)
 
-    def _check_weights(self) -> None:
+    def check_weights(self) -> None:
         """Before a checkpoint is written: the update just made left every weight finite."""
         name = non_finite_weight(self.model)
         if name is not None:
@@ -210,7 +208,7 @@ class Trainer:
     def _save_resume(self) -> None:
         assert self.out is not None
         self.steplog.flush()
-        self._check_weights()
+        self.check_weights()
         path = resume_path(self.out)
         atomic_torch_save(path, checkpoint_state(self))
         self.last_checkpoint = (path, self.step)
@@ -275,7 +273,7 @@ class Trainer:
     def _read_back(self, step: int, x: torch.Tensor, logged: tuple | None) -> list[float] | None:
         """The one host read of a logged (or checkpoint) step: the logged values (loss terms,
         batch accuracy, temperatures) and the first non-finite step since the start, if any.
-        Raises the stopping :class:`TrainingError` when there was one."""
+        Raises the stopping :class:`~snnl.errors.DivergenceError` when there was one."""
         parts = self.watch.pending()
         if logged is not None:
             terms, acc, temps = logged
@@ -336,7 +334,12 @@ class Trainer:
         self.steplog.open(self.step if resumed else None, self.is_log_step, self._say)
         try:
             self._loop()
-            metrics = self._finish()
+            metrics = write_finished(self)
+        except DivergenceError as err:
+            if not self.record_divergence:
+                raise
+            metrics = write_diverged(self, err)
+            self._say(f"recorded as a diverged run: {err}")
         finally:
             self.steplog.close()
         return TrainResult(metrics, self.model, self.regularizer, list(self.probe_records))
@@ -362,19 +365,6 @@ class Trainer:
                     self._save_resume()
                 for cb in self.callbacks:
                     cb(self)
-
-    def _finish(self) -> dict[str, Any]:
-        self._check_weights()
-        metrics = final_metrics(self)
-        if self.out is not None:
-            atomic_torch_save(self.out, checkpoint_state(self, finished=True, metrics=metrics))
-        self.steplog.publish()
-        if self.metrics_path is not None:
-            atomic_write_json(self.metrics_path, metrics)
-        if self.out is not None:
-            for path in (resume_path(self.out), resume_log_path(self.out)):  # the resume files last
-                path.unlink(missing_ok=True)
-        return metrics
 
 
 def train(cfg: TrainConfig, data: TrainData, *, regime: str, seed: int, **kwargs: Any) -> TrainResult:

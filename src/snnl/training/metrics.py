@@ -40,10 +40,9 @@ def evaluate(t, split: str) -> dict[str, float] | None:
     return {"accuracy": correct / n, "loss": loss / n}
 
 
-def final_metrics(t) -> dict[str, Any]:
-    """The metrics JSON of trainer ``t`` at its last step."""
+def _run_record(t, evals: dict[str, dict[str, float] | None], temperatures: Any) -> dict[str, Any]:
+    """The metrics JSON of trainer ``t`` at its last step, with the split evaluations ``evals``."""
     wall = t.wall_time()
-    evals = {s: evaluate(t, s) for s in ("train", "val", "test")}
     final_probe = {r["layer"]: {"snnl": r["snnl"], "temperature": r["temperature"], "at_boundary": r["at_boundary"]}
                    for r in t.probe_records if r["step"] == t.step}
     sizes = t.fingerprint["sizes"]
@@ -63,7 +62,7 @@ def final_metrics(t) -> dict[str, Any]:
         "n_train": sizes["train"],
         "n_val": sizes["val"],
         "n_test": sizes["test"],
-        "temperatures": t.regularizer.current_temperatures(),
+        "temperatures": temperatures,
         "probe_split": t.probe_split,
         "probe_size": int(t.probe_x.shape[0]),
         "snnl_optimal": final_probe,
@@ -76,4 +75,26 @@ def final_metrics(t) -> dict[str, Any]:
         "resumed_at_steps": list(t.resumed_at),
         "torch_version": str(torch.__version__),
         "config": t.cfg.to_dict(),
+        "diverged": None,
     }
+
+
+def final_metrics(t) -> dict[str, Any]:
+    """The metrics JSON of trainer ``t`` at its last step (``diverged``: None)."""
+    evals = {s: evaluate(t, s) for s in ("train", "val", "test")}
+    return _run_record(t, evals, t.regularizer.current_temperatures())
+
+
+def diverged_metrics(t, diverged: dict[str, Any]) -> dict[str, Any]:
+    """The metrics JSON of a run that diverged (:class:`snnl.errors.DivergenceError`): its identity,
+    settings and probe records up to the last good step, no accuracy or loss (every split's is
+    None: the weights are not finite, so no number of them means anything), no temperatures, and
+    ``diverged``: {step (1-based, the first bad step), epoch, reason}. ``steps`` is the last step
+    completed before the bad one. Readers (``snnl evaluate``, ``snnl tables``, the figures) count
+    such a run and use none of its numbers (:func:`snnl.errors.is_diverged`)."""
+    record = _run_record(t, dict.fromkeys(("train", "val", "test")), None)
+    record["steps"] = min(t.step, diverged["step"] - 1)
+    record["epochs"] = record["steps"] / max(t.steps_per_epoch, 1)
+    record["diverged"] = dict(diverged)
+    return record
+

@@ -10,7 +10,7 @@ import yaml
 from snnl.cli import main as cli_main
 from snnl.yaml_io import read_yaml
 from snnl.errors import ConfigError
-from snnl.training import TrainConfig, TuneConfig, tune, tune_config
+from snnl.training import train_config, tune, tune_config
 from helpers.training_data import CLASSES, digits_data
 
 CONFIG = {
@@ -58,8 +58,8 @@ def test_tune_two_trials_writes_params_that_train_consumes(prepared):
 def test_tune_is_reproducible_with_a_seeded_sampler():
     data = digits_data()
     doc = CONFIG
-    cfg = TrainConfig.from_dict(doc["train"])
-    tcfg = TuneConfig.from_dict(doc["tune"])
+    cfg = train_config(doc)
+    tcfg = tune_config(doc)
 
     def run(tmp):
         return tune(cfg, tcfg, data, regime="baseline", seed=5, out=tmp, progress=False)

@@ -107,7 +107,7 @@ _EVALUATE_CHILD = """
 import json, sys, pathlib, torch
 from torch import nn
 from snnl.data import load_prepared, prepare
-from snnl.evaluate.config import EvaluateConfig
+from snnl.evaluate.config import load_evaluate_config
 from snnl.evaluate.run import evaluate
 from snnl.models import build_model
 
@@ -133,9 +133,9 @@ class Quantised(nn.Module):
         return self.net(torch.round(x * 4) / 4)
 
 
-cfg = EvaluateConfig.from_dict(dict(attack_size=40, pgd_steps=2, epsilons={"gray": [0.1]}, reference_size=100, k=5,
-                                    outlier_size=40, tsne_size=40, tsne_pca=10, tsne_perplexity=10,
-                                    gradient_tsne_size=24, batch_size=64))
+cfg = load_evaluate_config({"evaluate": dict(attack_size=40, pgd_steps=2, epsilons={"gray": [0.1]}, reference_size=100,
+                                             k=5, outlier_size=40, tsne_size=40, tsne_pca=10, tsne_perplexity=10,
+                                             gradient_tsne_size=24, batch_size=64)})
 for regime, dead in (("baseline", True), ("entangled", False)):
     evaluate(Quantised(dead), data, {"noise": noise}, cfg, root / "eval" / "digits" / regime / "seed0",
              checkpoint={"regime": regime, "seed": 0, "dataset": "digits"}, progress=False)

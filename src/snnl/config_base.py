@@ -82,10 +82,6 @@ class Section(BaseModel):
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump()
 
-    @classmethod
-    def from_dict(cls, values: Any, where: str = "config", prefix: tuple[str, ...] = ()) -> Any:
-        return check(cls, values, where, prefix)
-
     def replace(self, where: str = "overrides", prefix: tuple[str, ...] = (), **changes: Any) -> Any:
         """A copy with ``changes`` applied, each checked."""
         return check(type(self), {**self.model_dump(), **changes}, where, prefix)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from snnl.data import DATASET_NAMES, DEFAULTS, dataset_options, resolve_options
+from snnl.data import DATASET_NAMES, DEFAULTS, dataset_options
 from snnl.errors import ConfigError
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "DATA.md"
@@ -101,7 +101,7 @@ def test_empty_file_and_empty_section_give_defaults(tmp_path):
 
 
 def test_resolve_does_not_mutate_defaults():
-    options = resolve_options("noise", {"noise": {"shape": [3, 32, 32]}})
+    options = dataset_options("noise", {"datasets": {"noise": {"shape": [3, 32, 32]}}})
     options["kinds"].append("x")
     assert DEFAULTS["noise"]["shape"] == [1, 28, 28]
     assert DEFAULTS["noise"]["kinds"] == ["uniform", "gaussian"]

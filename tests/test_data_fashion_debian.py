@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from snnl.cli import main
-from snnl.data import load_prepared, resolve_options
+from snnl.data import dataset_options, load_prepared
 from snnl.data.defaults import DEBIAN_FASHION_MNIST_DIR
 from snnl.data.torchvision_sets import load_torchvision
 
@@ -64,7 +64,7 @@ def loaded(debian_files, tmp_path_factory):
     here = os.getcwd()
     os.chdir(tmp_path_factory.mktemp("cwd"))
     try:
-        return load_torchvision("fashion_mnist", resolve_options("fashion_mnist", {}))
+        return load_torchvision("fashion_mnist", dataset_options("fashion_mnist"))
     finally:
         os.chdir(here)
 

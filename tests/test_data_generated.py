@@ -9,7 +9,7 @@ import matplotlib
 import numpy as np
 import pytest
 
-from snnl.data import resolve_options
+from snnl.data import dataset_options
 from snnl.data.embedded import load_digits
 from snnl.data.letters import dejavu_fonts, load_letters
 from snnl.data.noise import load_noise
@@ -38,12 +38,12 @@ def sha(array: np.ndarray) -> str:
 
 @pytest.fixture(scope="module")
 def letters_seed0():
-    return load_letters(resolve_options("letters", {"letters": {"n": 300, "seed": 0}}))
+    return load_letters(dataset_options("letters", {"datasets": {"letters": {"n": 300, "seed": 0}}}))
 
 
 def test_letters_byte_identical_for_a_seed_different_for_another(letters_seed0):
-    again = load_letters(resolve_options("letters", {"letters": {"n": 300, "seed": 0}}))
-    other = load_letters(resolve_options("letters", {"letters": {"n": 300, "seed": 1}}))
+    again = load_letters(dataset_options("letters", {"datasets": {"letters": {"n": 300, "seed": 0}}}))
+    other = load_letters(dataset_options("letters", {"datasets": {"letters": {"n": 300, "seed": 1}}}))
     a, b, c = letters_seed0.pools["test"][0], again.pools["test"][0], other.pools["test"][0]
     assert sha(a) == sha(b)
     np.testing.assert_array_equal(letters_seed0.pools["test"][1], again.pools["test"][1])
@@ -90,7 +90,7 @@ def test_letters_look_like_their_letter():
 
 
 def test_noise_uniform_and_gaussian():
-    options = resolve_options("noise", {"noise": {"n": 2001, "shape": [3, 16, 16], "seed": 5}})
+    options = dataset_options("noise", {"datasets": {"noise": {"n": 2001, "shape": [3, 16, 16], "seed": 5}}})
     data = load_noise(options)
     images, labels = data.pools["test"]
     assert images.shape == (2001, 3, 16, 16) and images.dtype == np.uint8
@@ -113,7 +113,8 @@ def test_noise_uniform_and_gaussian():
 
 
 def test_noise_single_kind():
-    data = load_noise(resolve_options("noise", {"noise": {"kinds": ["gaussian"], "n": 10, "gaussian_std": 0.01}}))
+    options = {"datasets": {"noise": {"kinds": ["gaussian"], "n": 10, "gaussian_std": 0.01}}}
+    data = load_noise(dataset_options("noise", options))
     images, labels = data.pools["test"]
     assert data.classes == ["gaussian"] and (labels == 0).all()
     assert np.abs(images.astype(int) - 128).max() <= 12

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from snnl.data import resolve_options
+from snnl.data import dataset_options
 from snnl.data.notmnist import load_notmnist
 from snnl.data.prepare import build_splits
 from snnl.errors import DataError
@@ -28,7 +28,7 @@ def write_folder(root, per_letter=3, size=28):
 def test_reads_every_letter_folder(tmp_path):
     written = write_folder(tmp_path / "notMNIST_small")
     (tmp_path / "notMNIST_small" / "A" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
-    data = load_notmnist(resolve_options("notmnist", {"notmnist": {"raw_dir": str(tmp_path)}}))
+    data = load_notmnist(dataset_options("notmnist", {"datasets": {"notmnist": {"raw_dir": str(tmp_path)}}}))
     images, labels = data.pools["test"]
     assert images.shape == (30, 1, 28, 28) and images.dtype == np.uint8
     assert np.bincount(labels).tolist() == [3] * 10
@@ -50,7 +50,7 @@ def test_other_sizes_and_rgb_are_converted(tmp_path):
 
 def test_n_subsamples_stratified(tmp_path):
     write_folder(tmp_path, per_letter=4)
-    options = resolve_options("notmnist", {"notmnist": {"raw_dir": str(tmp_path), "n": 20}})
+    options = dataset_options("notmnist", {"datasets": {"notmnist": {"raw_dir": str(tmp_path), "n": 20}}})
     splits = build_splits("notmnist", options)[0]
     assert list(splits) == ["test"]
     assert np.bincount(splits["test"][1]).tolist() == [2] * 10

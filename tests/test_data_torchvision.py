@@ -19,7 +19,7 @@ import torchvision.datasets as tvd
 
 from helpers.torchvision_files import (CIFAR_NAMES, cifar_md5_tables, svhn_split_list, write_cifar, write_idx_set,
                                       write_svhn)
-from snnl.data import resolve_options
+from snnl.data import dataset_options
 from snnl.data.prepare import build_splits
 from snnl.data.torchvision_sets import load_torchvision
 from snnl.errors import DataError
@@ -53,7 +53,7 @@ def _check_idx_pools(data, arrays) -> None:
 def test_idx_flat_gz_folder(tmp_path, name):
     """A folder of the original .gz files (the Debian package's layout) is read via torchvision."""
     arrays = write_idx_set(tmp_path / "orig")
-    options = resolve_options(name, {name: {"raw_dir": str(tmp_path / "orig")}})
+    options = dataset_options(name, {"datasets": {name: {"raw_dir": str(tmp_path / "orig")}}})
     data = load_torchvision(name, options)
     _check_idx_pools(data, arrays)
     assert data.source["reader"] == f"torchvision.datasets.{IDX_SETS[name]}"
@@ -65,7 +65,7 @@ def test_idx_flat_gz_folder(tmp_path, name):
 def test_idx_torchvision_root_layout(tmp_path, name):
     """ROOT/<Class>/raw/ with uncompressed files, as torchvision leaves them after a download."""
     arrays = write_idx_set(tmp_path / IDX_SETS[name] / "raw", compressed=False)
-    data = load_torchvision(name, resolve_options(name, {name: {"raw_dir": str(tmp_path)}}))
+    data = load_torchvision(name, dataset_options(name, {"datasets": {name: {"raw_dir": str(tmp_path)}}}))
     _check_idx_pools(data, arrays)
 
 
@@ -84,18 +84,19 @@ def test_idx_download_path_uses_torchvision_download(tmp_path, monkeypatch):
 
     monkeypatch.setattr("torchvision.datasets.mnist.download_and_extract_archive", fake_fetch)
     root = tmp_path / "raw"
-    data = load_torchvision("kmnist", resolve_options("kmnist", {"kmnist": {"raw_dir": str(root), "download": True}}))
+    options = dataset_options("kmnist", {"datasets": {"kmnist": {"raw_dir": str(root), "download": True}}})
+    data = load_torchvision("kmnist", options)
     _check_idx_pools(data, arrays)
     assert len(fetched) == 4 and all("kmnist" in url for url in fetched)
     assert (root / "KMNIST" / "raw" / "train-images-idx3-ubyte").is_file()
     assert data.source["downloaded"] is True
     # Second time: files are present, nothing is fetched.
-    load_torchvision("kmnist", resolve_options("kmnist", {"kmnist": {"raw_dir": str(root), "download": True}}))
+    load_torchvision("kmnist", options)
     assert len(fetched) == 4
 
 
 def test_download_failure_is_a_clear_error(tmp_path):
-    options = resolve_options("mnist", {"mnist": {"raw_dir": str(tmp_path / "raw"), "download": True}})
+    options = dataset_options("mnist", {"datasets": {"mnist": {"raw_dir": str(tmp_path / "raw"), "download": True}}})
     with pytest.raises(DataError, match=r"downloading dataset `mnist` into .* failed.*raw_dir"):
         load_torchvision("mnist", options)
 
@@ -104,7 +105,7 @@ def test_download_failure_is_a_clear_error(tmp_path):
 def test_missing_offline_dataset_names_places_and_both_fixes(tmp_path, name, monkeypatch):
     monkeypatch.chdir(tmp_path)  # default search root data/raw is empty here
     monkeypatch.setattr("snnl.data.torchvision_sets.SETS", _without_extra_dirs())
-    options = resolve_options(name, {})
+    options = dataset_options(name)
     with pytest.raises(DataError) as info:
         load_torchvision(name, options)
     message = str(info.value)
@@ -125,7 +126,7 @@ def test_incomplete_folder_is_reported(tmp_path):
     write_idx_set(tmp_path)
     (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()
     with pytest.raises(DataError, match=r"incomplete: missing t10k-labels-idx1-ubyte"):
-        load_torchvision("mnist", resolve_options("mnist", {"mnist": {"raw_dir": str(tmp_path)}}))
+        load_torchvision("mnist", dataset_options("mnist", {"datasets": {"mnist": {"raw_dir": str(tmp_path)}}}))
 
 
 def test_corrupt_idx_file_is_a_data_error(tmp_path):
@@ -133,12 +134,12 @@ def test_corrupt_idx_file_is_a_data_error(tmp_path):
     with gzip.open(tmp_path / "train-images-idx3-ubyte.gz", "wb") as fh:
         fh.write(b"\x00\x00\x08\x03garbage")
     with pytest.raises(DataError, match=r"could not read the original `mnist` files in .*corrupt"):
-        load_torchvision("mnist", resolve_options("mnist", {"mnist": {"raw_dir": str(tmp_path)}}))
+        load_torchvision("mnist", dataset_options("mnist", {"datasets": {"mnist": {"raw_dir": str(tmp_path)}}}))
 
 
 def test_idx_splits_stratified_and_official_test_kept(tmp_path):
     write_idx_set(tmp_path)
-    options = resolve_options("fashion_mnist", {"fashion_mnist": {"raw_dir": str(tmp_path), "val_size": 10}})
+    options = dataset_options("fashion_mnist", {"datasets": {"fashion_mnist": {"raw_dir": str(tmp_path), "val_size": 10}}})
     splits, classes, _, _ = build_splits("fashion_mnist", options)
     assert classes[0] == "T-shirt/top" and classes[9] == "Ankle boot"
     assert np.bincount(splits["val"][1], minlength=10).tolist() == [1] * 10
@@ -178,7 +179,7 @@ def test_cifar10_layouts(tmp_path, monkeypatch, layout):
         raw_dir.mkdir()
         with tarfile.open(raw_dir / "cifar-10-python.tar.gz", "w:gz") as tar:
             tar.add(batches, arcname="cifar-10-batches-py")
-    data = load_torchvision("cifar10", resolve_options("cifar10", {"cifar10": {"raw_dir": str(raw_dir)}}))
+    data = load_torchvision("cifar10", dataset_options("cifar10", {"datasets": {"cifar10": {"raw_dir": str(raw_dir)}}}))
     _check_cifar(data, written)
     assert data.pools["train"][0].flags["C_CONTIGUOUS"]
 
@@ -186,7 +187,7 @@ def test_cifar10_layouts(tmp_path, monkeypatch, layout):
 def test_cifar10_md5_mismatch_is_a_data_error(tmp_path):
     write_cifar(tmp_path / "cifar-10-batches-py")  # real MD5 table: these tiny files do not match
     with pytest.raises(DataError, match=r"corrupt, truncated or not the originals"):
-        load_torchvision("cifar10", resolve_options("cifar10", {"cifar10": {"raw_dir": str(tmp_path)}}))
+        load_torchvision("cifar10", dataset_options("cifar10", {"datasets": {"cifar10": {"raw_dir": str(tmp_path)}}}))
 
 
 # ------------------------------------------------------------------ SVHN
@@ -195,7 +196,7 @@ def test_cifar10_md5_mismatch_is_a_data_error(tmp_path):
 def test_svhn_mat_files(tmp_path, monkeypatch):
     written = write_svhn(tmp_path / "SVHN")
     monkeypatch.setattr(tvd.SVHN, "split_list", svhn_split_list(tmp_path / "SVHN"))
-    data = load_torchvision("svhn", resolve_options("svhn", {"svhn": {"raw_dir": str(tmp_path)}}))
+    data = load_torchvision("svhn", dataset_options("svhn", {"datasets": {"svhn": {"raw_dir": str(tmp_path)}}}))
     for split in ("train", "test"):
         np.testing.assert_array_equal(data.pools[split][0], written[split][0])
         np.testing.assert_array_equal(data.pools[split][1], written[split][1])  # 10 -> 0

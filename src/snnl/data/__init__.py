@@ -8,7 +8,7 @@ Write prepared data with `snnl prepare-data` (or ``snnl.data.prepare``). The dat
 their options and defaults are listed in snnl.data.registry and docs/DATA.md.
 """
 
-from snnl.data.config import dataset_options, resolve_options
+from snnl.data.config import dataset_options
 from snnl.data.loaded import LoadedData
 from snnl.data.prepare import build_splits, prepare
 from snnl.data.prepared import PreparedDataset, load_prepared
@@ -27,6 +27,5 @@ __all__ = [
     "load_prepared",
     "make_splits",
     "prepare",
-    "resolve_options",
     "stratified_take",
 ]

@@ -41,8 +41,3 @@ def dataset_options(name: str, source: dict[str, Any] | str | Path | None = None
     ``source`` (a parsed config document, or a config file; None: defaults), checked."""
     get_entry(name)  # an unknown name: its ConfigError
     return section_of(DatasetsConfig, source, "datasets", where).options(name)
-
-
-def resolve_options(name: str, section: dict[str, Any] | None = None, where: str = "config") -> dict[str, Any]:
-    """:func:`dataset_options` from a ``datasets:`` mapping (``{NAME: {option: value}}``)."""
-    return dataset_options(name, {"datasets": section}, where)

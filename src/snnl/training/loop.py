@@ -288,8 +288,8 @@ class Trainer:
 
     def train_step(self) -> StepRow | None:
         """One optimisation step on the next minibatch. Returns its :class:`StepRow` on a log
-        step (see :meth:`is_log_step`), else None; only log and checkpoint steps read anything
-        back from the device."""
+        step (see :meth:`is_log_step`), else None; only log, checkpoint and probe steps read
+        anything back from the device."""
         x, y = self.next_batch()
         step = self.step + 1
         log = self.is_log_step(step)
@@ -307,7 +307,9 @@ class Trainer:
                 raise
             raise self._stop(step, f"the optimizer's update overflowed at lr {lr:g} ({err})") from None
         self.scheduler.step()
-        values = self._read_back(step, x, logged) if log or self._is_checkpoint_step(step) else None
+        # log, checkpoint and probe steps read the device anyway: a divergence is caught before them
+        read = log or self._is_checkpoint_step(step) or step in self.probe_at
+        values = self._read_back(step, x, logged) if read else None
         epoch = self.epoch
         self.step = step
         self.batch_in_epoch += 1

@@ -15,6 +15,7 @@ import subprocess
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 from helpers.tables import make_metrics, make_summary, t_interval, write_run
 from helpers.training_data import digits_data
@@ -72,6 +73,32 @@ def test_a_recorded_divergence_is_the_step_the_stopping_run_names(tmp_path, read
     with pytest.raises(CheckpointError, match=rf"diverged at step {bad} .*holds no trained model"):
         load_model(paths["out"])
     assert sorted(p.name for p in paths["out"].parent.iterdir()) == ["log.csv", "m.json", "m.pt", "probe.csv"]
+
+
+def test_an_update_that_breaks_the_weights_before_a_probe_is_recorded_not_probed(tmp_path):
+    """The update of step 4 (a probe step; no log or checkpoint step before the end) leaves an inf
+    weight after its loss was measured finite: the probe must not measure the broken model; the
+    run is recorded as diverged at step 4, naming the weight."""
+    cfg = TrainConfig(model="mlp", model_args={"hidden": [16]}, batch_size=64, max_steps=20, threads=1,
+                      checkpoint_every=0, log_every=1000, probe_points=4, probe_size=50)
+
+    def poison_next_update(trainer):
+        if trainer.step == 3:
+            step = trainer.optimizer.step
+
+            def bad_step(*args, **kwargs):
+                result = step(*args, **kwargs)
+                with torch.no_grad():
+                    trainer.model.fc1[0].weight[0, 0] = float("inf")
+                return result
+
+            trainer.optimizer.step = bad_step
+
+    result = train(cfg, digits_data(), regime="entangled", seed=0, progress=False, record_divergence=True,
+                   callbacks=[poison_next_update])
+    d = result.metrics["diverged"]
+    assert d["step"] == 4 and "the update of step 4 made the weights `fc1.0.weight` not finite" in d["reason"]
+    assert sorted({r["step"] for r in result.metrics["probe"]}) == [0, 1]
 
 
 def test_a_finished_run_records_no_divergence(tmp_path):

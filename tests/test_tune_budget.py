@@ -10,7 +10,7 @@ import json
 import optuna
 import pytest
 
-from snnl.errors import ConfigError
+from snnl.errors import ConfigError, DivergenceError
 from snnl.training import TrainData, read_params, train_config, tune, tune_config
 from snnl.training.tune import EpochReport, _pruner
 from helpers.training_data import CLASSES, digits_data
@@ -102,6 +102,11 @@ def test_epoch_report_reports_each_epoch_once_and_raises_trial_pruned(monkeypatc
 
     class Trainer:
         epoch = 0
+        broken = False
+
+        def check_weights(self):
+            if self.broken:
+                raise DivergenceError("weights not finite", step=5, epoch=2, reason="weights not finite")
 
     import snnl.training.metrics as metrics
 
@@ -114,6 +119,12 @@ def test_epoch_report_reports_each_epoch_once_and_raises_trial_pruned(monkeypatc
     cb(trainer)  # the same epoch: not reported twice
     trainer.epoch = 2
     with pytest.raises(optuna.TrialPruned):
+        cb(trainer)
+    assert trial.reports == [1, 2]
+
+    # weights broken at an epoch's end: no accuracy of them is reported; the trial fails
+    trainer.epoch, trainer.broken = 3, True
+    with pytest.raises(DivergenceError):
         cb(trainer)
     assert trial.reports == [1, 2]
 

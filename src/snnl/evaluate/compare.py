@@ -121,8 +121,11 @@ def output_paths(out: str | Path | None = None, **paths: str | Path | None) -> d
 
 
 def missing_embeddings(ev: Evaluations, outputs: dict[str, Path]) -> list[str]:
-    """Why each requested t-SNE figure cannot be drawn from ``ev`` (empty when all can)."""
+    """Why each requested t-SNE figure cannot be drawn from ``ev`` (empty when all can, or when a
+    run diverged: then every figure is a notice, :func:`draw_diverged`)."""
     why = []
+    if ev.diverged:
+        return why
     if "tsne_layers" in outputs and not ev.has_layers:
         why.append("tsne_layers: an evaluation has no tsne_layers.csv (evaluate.tsne_size < 4)")
     if "tsne_gradients" in outputs and not ev.has_gradients:

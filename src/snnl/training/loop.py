@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from snnl.checkpoint import atomic_torch_save
 from snnl.devices import resolve_device
-from snnl.errors import ConfigError, DivergenceError
+from snnl.errors import ConfigError, DivergenceError, TrainingError
 from snnl.layers import resolve_layers
 from snnl.models import build_model, he_normal_fan_in_
 from snnl.regimes import BASELINE, REGIMES
@@ -200,7 +200,7 @@ class Trainer:
         return stop_error(at, self.epoch, what, self.last_checkpoint, self.alpha)
 
     def check_weights(self) -> None:
-        """Before a checkpoint is written: the update just made left every weight finite."""
+        """Before a checkpoint, a probe or the final metrics: the last update left every weight finite."""
         name = non_finite_weight(self.model)
         if name is not None:
             raise self._stop(self.step, f"the update of step {self.step} made the weights `{name}` not finite")
@@ -214,10 +214,14 @@ class Trainer:
         self.last_checkpoint = (path, self.step)
 
     def _probe(self) -> None:
+        self.check_weights()  # the last update may have broken them after its loss was measured
         with self.regularizer.paused():
-            records = probe_mod.measure(
-                self.model, self.probe_x, self.probe_y, self.probe_layers, self.cfg.eval_batch_size, self._autocast()
-            )
+            try:
+                records = probe_mod.measure(
+                    self.model, self.probe_x, self.probe_y, self.probe_layers, self.cfg.eval_batch_size, self._autocast()
+                )
+            except TrainingError as err:
+                raise self._stop(self.step, f"after the update of step {self.step}, {err}") from None
         bonus = measure_bonus(self.model, self.regularizer, self.probe_x, self.probe_y, self.layers) \
             if self.regime != BASELINE else {}
         for r in records:

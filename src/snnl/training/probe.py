@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from snnl.atomic import atomic_write_text
+from snnl.errors import TrainingError
 from snnl.layers import layer_outputs, resolve_layers
 from snnl.temperature import optimal_temperature
 
@@ -53,9 +54,16 @@ def measure(
 ) -> list[dict]:
     """For each layer of ``layers`` (default :func:`probe_layers`; ``"logits"``: the model's output):
     ``{"layer", "snnl", "temperature", "at_boundary"}`` at the optimal T of its outputs
-    (:func:`snnl.layers.layer_outputs`, eval mode) on ``images`` (uint8 or [0, 1]) with ``labels``."""
+    (:func:`snnl.layers.layer_outputs`, eval mode) on ``images`` (uint8 or [0, 1]) with ``labels``.
+
+    Raises:
+        TrainingError: a layer's output holds a NaN or inf (the model diverged).
+    """
     layers = list(layers) if layers is not None else probe_layers(model)
     outputs = layer_outputs(model, images, layers, batch_size=batch_size, autocast=autocast, what="probe images")
+    broken = next((name for name in layers if not bool(torch.isfinite(outputs[name]).all())), None)
+    if broken is not None:  # huge but finite weights can overflow a layer
+        raise TrainingError(f"the output of layer `{broken}` on the probe images is not finite")
     records = []
     for name in layers:
         opt = optimal_temperature(outputs[name], labels)

@@ -104,6 +104,7 @@ class EpochReport:
         from snnl.training.metrics import evaluate
 
         self.epoch = trainer.epoch
+        trainer.check_weights()  # a broken model's accuracy is no number: the trial fails instead
         accuracy = evaluate(trainer, "val")["accuracy"]
         self.trial.report(accuracy, self.epoch)
         if self.trial.should_prune():

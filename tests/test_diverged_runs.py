@@ -35,6 +35,10 @@ DIVERGING = {"model": "mlp", "model_args": {"hidden": [32, 32]}, "optimizer": "s
              "log_every": 1}
 
 
+def _no_nan(token):
+    raise AssertionError(f"non-strict JSON constant {token}")
+
+
 def _outputs(tmp_path):
     return {"out": tmp_path / "m.pt", "metrics": tmp_path / "m.json", "log": tmp_path / "log.csv",
             "probe_log": tmp_path / "probe.csv"}
@@ -53,8 +57,8 @@ def test_a_recorded_divergence_is_the_step_the_stopping_run_names(tmp_path, read
 
     paths = _outputs(tmp_path / "record")
     result = train(cfg, data, regime="entangled", seed=0, progress=False, record_divergence=True, **paths)
-    m = json.loads(paths["metrics"].read_text())
-    assert m == json.loads(json.dumps(result.metrics))
+    m = json.loads(paths["metrics"].read_text(), parse_constant=_no_nan)  # strict JSON: no NaN, no Infinity
+    assert m["diverged"] == result.metrics["diverged"]
     assert is_diverged(m) and m["diverged"]["step"] == bad and m["diverged"]["reason"] == err.value.reason
     assert m["steps"] == bad - 1
     assert all(m[f"{s}_accuracy"] is None and m[f"{s}_loss"] is None for s in ("train", "val", "test"))
@@ -65,7 +69,7 @@ def test_a_recorded_divergence_is_the_step_the_stopping_run_names(tmp_path, read
     assert max(steps, default=0) < bad and (steps or reads["log_every"] > bad)
     probe = list(csv.DictReader(paths["probe_log"].open()))
     assert probe and all(int(r["step"]) < bad for r in probe)
-    assert len(probe) == len(m["probe"])
+    assert len(probe) == len(m["probe"]) and {r["diverged_at_step"] for r in probe} == {str(bad)}
 
     # the checkpoint says so, holds no weights, and no resume file is left
     ckpt = load_checkpoint(paths["out"])
@@ -189,6 +193,44 @@ def test_tables_count_a_diverged_run_and_pair_the_seeds_that_finished(tmp_path):
     assert summary["accuracy"]["d"]["entangled"]["n"] == 4
 
 
+def test_probe_logs_of_diverged_runs_are_left_out_of_e4_and_tables_by_name(tmp_path):
+    """`snnl tables --dynamics` and `snnl dynamics-figure` read probe logs alone: a log marked
+    diverged_at_step is left out (C1's n counts the finished runs) and named."""
+    from snnl.training.probe import write_probe_log
+
+    logs = []
+    for seed, diverged_at in ((0, None), (1, 5), (2, None)):
+        records = [{"step": step, "epoch": step / 10, "layer": layer, "snnl": value + seed / 100, "temperature": 1.0,
+                    "at_boundary": False} for step, value in ((0, 2.0), (3, 1.0), (9, 1.5)) if step < (diverged_at or 99)
+                   for layer in ("fc1", "logits")]
+        path = tmp_path / f"seed{seed}.csv"
+        write_probe_log(path, records, {"dataset": "d", "regime": "baseline", "seed": seed}, diverged_at=diverged_at)
+        logs.append(path)
+    inputs = load_inputs(dynamics=logs)
+    assert sorted(inputs.dynamics["seed"].unique()) == [0, 2] and "diverged_at_step" not in inputs.dynamics
+    assert list(inputs.diverged) == [("d", "baseline", 1)] and inputs.diverged["d", "baseline", 1]["step"] == 5
+
+    run = _cli("dynamics-figure", "--logs", *map(str, logs), "--figure", str(tmp_path / "e4.png"),
+               "--csv", str(tmp_path / "e4.csv"))
+    assert run.returncode == 0, run.stderr
+    assert "left out, diverged: d baseline seed 1 (step 5)" in run.stdout
+    assert sorted(pd.read_csv(tmp_path / "e4.csv")["seed"].unique()) == [0, 2]
+
+
+def test_a_comparison_whose_runs_all_diverged_says_so(tmp_path):
+    """Every entangled run diverged: C3 is "not run", and its note says they diverged (they ran)."""
+    for seed in range(3):
+        write_run(tmp_path, "d", "baseline", seed, make_metrics("d", "baseline", seed, 0.9 + seed / 100),
+                  make_summary("d", "baseline", seed))
+        write_run(tmp_path, "d", "entangled", seed, *_diverged("d", "entangled", seed))
+    inputs = load_inputs(metrics=sorted(tmp_path.glob("metrics/*/*/*.json")),
+                         evaluations=sorted(tmp_path.glob("evaluation/*/*/seed*")))
+    write_tables(inputs, tmp_path / "tables")
+    claims = pd.read_csv(tmp_path / "tables" / "claims.csv")
+    c3 = claims[(claims["claim"] == "C3") & (claims["level"] == "claim")].iloc[0]
+    assert c3["verdict"] == "not run" and "diverged, left out: 3 entangled run(s)" in c3["note"]
+
+
 def test_compare_regimes_with_a_diverged_side_draws_notices(tmp_path):
     """compare-regimes: the baseline's detection rows only, and each figure a notice, not a
     one-sided comparison."""
@@ -217,9 +259,11 @@ def test_bonus_figure_leaves_out_diverged_runs(tmp_path):
     metrics, _ = _diverged("d", "entangled", 1)
     path = tmp_path / "m.json"
     path.write_text(json.dumps(metrics))
-    run = _cli("bonus-figure", "--metrics", str(path), "--figure", str(tmp_path / "bonus.png"))
+    run = _cli("bonus-figure", "--metrics", str(path), "--figure", str(tmp_path / "bonus.png"),
+               "--csv", str(tmp_path / "bonus.csv"))
     assert run.returncode == 0, run.stderr
     assert "d entangled seed 1 diverged; left out" in run.stdout and (tmp_path / "bonus.png").stat().st_size > 0
+    assert (tmp_path / "bonus.csv").is_file()
 
 
 @pytest.fixture(scope="module")

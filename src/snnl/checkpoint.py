@@ -217,8 +217,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[to
     if is_diverged(ckpt):
         d = ckpt["diverged"]
         raise CheckpointError(f"checkpoint {path} records a run that diverged at step {d['step']} ({d['reason']}): "
-                              "it holds no trained model; skip it (snnl.errors.is_diverged) or train the run again "
-                              "with a lower `train.lr` or `train.alpha`")
+                              "it holds no trained model; leave it out, or train the run again with a lower "
+                              "`train.lr` or `train.alpha` (snnl train --fresh)")
     try:
         model = model_from_spec(ckpt["model_spec"])
     except Exception as err:  # noqa: BLE001 - any failure here means an incompatible spec

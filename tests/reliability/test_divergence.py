@@ -29,8 +29,8 @@ STOP = re.compile(
     r"(?P<value>nan|inf|-inf) \(term `(?P<key>ce|snnl/fc\d)`\); (?P<layer>layer `(fc\d|logits)` is the first whose "
     r"output is not finite|the weights of layer `(fc\d|logits)` are not finite|"
     r"every layer's output is finite, the largest is \S+ \(layer `(fc\d|logits)`\))\. "
-    r"The last good checkpoint, (?P<ckpt>\S+) \(step (?P<at>\d+)\), is intact; lower `train.lr`( or `train.alpha`)? "
-    r"and run again to resume$"
+    r"The last good checkpoint, (?P<ckpt>\S+) \(step (?P<at>\d+)\), is intact \(a resume from it keeps its "
+    r"settings\); lower `train.lr`( or `train.alpha`)? and run again with --fresh$"
 )
 
 

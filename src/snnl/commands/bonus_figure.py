@@ -44,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
     frames = [probe_frame(m, key) for key, m in metrics.items() if key not in diverged]
     frames = [f for f in frames if f is not None]
     long = bonus_long(pd.concat(frames, ignore_index=True)) if frames else pd.DataFrame()
+    if args.csv and (not long.empty or diverged):
+        write_csv(long, args.csv)
     if long.empty and diverged:
         from snnl.figures import notice_figure
 
@@ -56,8 +58,6 @@ def run(args: argparse.Namespace) -> int:
 
         raise DataError("bonus-figure: no non-baseline run's probe records hold pinned_fraction or grad_ratio; pass "
                         "the metrics JSONs of entangled/official runs trained with the current code")
-    if args.csv:
-        write_csv(long, args.csv)
     save_figure(plot_bonus(long), args.figure)
     runs = long.drop_duplicates(["dataset", "regime", "seed"]).shape[0]
     print(f"bonus-figure: {runs} run(s), {long['layer'].nunique()} layer(s); wrote {args.figure}")

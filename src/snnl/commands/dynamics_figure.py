@@ -34,10 +34,21 @@ def run(args: argparse.Namespace) -> int:
     from snnl.figures import save_figure
 
     cfg = config.load("dynamics", args.config)
-    df = dynamics.read_logs(args.logs)
+    df, diverged = dynamics.set_aside_diverged(dynamics.read_logs(args.logs))
+    left_out = ", ".join(f"{d} {r} seed {s} (step {step})" for (d, r, s), step in sorted(diverged.items()))
+    if left_out:
+        print(f"dynamics-figure: left out, diverged: {left_out}")
     if args.csv:
         write_csv(df, args.csv)
-    save_figure(dynamics.plot(df, band=cfg.band), args.figure)
+    if df.empty:
+        from snnl.figures import notice_figure
+
+        notice_figure("E4: no run to show", f"every run diverged: {left_out}.", args.figure)
+        return 0
+    fig = dynamics.plot(df, band=cfg.band)
+    if left_out:
+        fig.text(0.01, 0.0, f"left out, diverged: {left_out}", fontsize="small", va="top")
+    save_figure(fig, args.figure)
     runs = df.drop_duplicates(["dataset", "regime", "seed"]).shape[0]
     print(f"dynamics-figure: {runs} run(s), {df['layer'].nunique()} layer name(s); wrote {args.figure}")
     return 0

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from snnl.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from snnl.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, json_safe
 
 SAMPLES_CSV = "samples.csv"
 DETECTION_CSV = "detection.csv"
@@ -24,22 +24,6 @@ FIGURES = ("confidence.png", "tsne_layers.png", "tsne_gradients.png")
 OUTPUTS = {SAMPLES_CSV, DETECTION_CSV, ATTACKS_CSV, TSNE_LAYERS_CSV, TSNE_GRADIENTS_CSV, TSNE_GRADIENTS_IMAGES,
            SUMMARY_JSON, *FIGURES}
 ATTACK_COLUMNS = ["attack", "epsilon", "n", "clean_accuracy", "accuracy", "success_rate", "mean_confidence"]
-
-
-def json_safe(obj: Any) -> Any:
-    """JSON-safe: NaN/inf -> None, numpy scalars -> Python."""
-    if isinstance(obj, dict):
-        return {str(k): json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    if isinstance(obj, (np.floating, float)):
-        v = float(obj)
-        return v if math.isfinite(v) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    return obj
 
 
 def write_csv(path: Path, df: pd.DataFrame) -> None:

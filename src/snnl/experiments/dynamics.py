@@ -34,6 +34,7 @@ from snnl.regimes import BASELINE, REGIMES
 IDENTITY_COLUMNS = ("dataset", "regime", "seed")
 REQUIRED_COLUMNS = ("step", "layer", "snnl")
 BONUS_COLUMNS = ("train_temperature", "pinned_fraction", "grad_ratio")
+DIVERGED_COLUMN = "diverged_at_step"  # in the log of a run that diverged (snnl.training.outcome)
 
 
 def _identity(df: pd.DataFrame, path: Path) -> pd.DataFrame:
@@ -97,6 +98,19 @@ def read_logs(paths: Sequence[str | Path]) -> pd.DataFrame:
             "regime and seed columns)"
         )
     return df
+
+
+def set_aside_diverged(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[tuple[str, str, int], int]]:
+    """The rows of the runs that finished (without :data:`DIVERGED_COLUMN`), and {(dataset, regime,
+    seed): the step it diverged at} for the runs whose log says they diverged: curves that stop
+    at a divergence, measured on weights already blowing up, are left out of every figure and
+    claim, by name."""
+    if DIVERGED_COLUMN not in df.columns:
+        return df, {}
+    at = pd.to_numeric(df[DIVERGED_COLUMN], errors="coerce")
+    runs = df.loc[at.notna(), ["dataset", "regime", "seed"]].assign(step=at[at.notna()]).drop_duplicates()
+    diverged = {(r.dataset, r.regime, int(r.seed)): int(r.step) for r in runs.itertuples(index=False)}
+    return df[at.isna()].drop(columns=DIVERGED_COLUMN).reset_index(drop=True), diverged
 
 
 BONUS_LABELS = {"pinned_fraction": "pinned fraction (cleverhans numerics)",

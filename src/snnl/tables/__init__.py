@@ -24,12 +24,12 @@ The command line is `snnl tables` (:mod:`snnl.commands.tables`).
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from snnl.atomic import json_safe
 from snnl.tables.claims import (
     C1_MARGIN,
     C2_MARGIN,
@@ -81,18 +81,6 @@ __all__ = [
 ]
 
 
-def _clean(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
 def _regime_key(regime: str) -> str:
     """summary.json's key of a table row: the regime, ``difference`` for entangled - baseline
     (as before the comparisons), the comparison's label (``official - baseline``) for the others."""
@@ -130,7 +118,7 @@ def _config_info(config: str | Path | None) -> dict[str, Any]:
 def summary_dict(acc: pd.DataFrame, ood: pd.DataFrame, det: pd.DataFrame, results: list[ClaimResult],
                  inputs: Inputs, config: str | Path | None = None) -> dict[str, Any]:
     headline = det[det["score"].isin(["snnl_combined", "knn_combined", "msp"]) & (det["metric"] == "auroc")]
-    return _clean({
+    return json_safe({
         "settings": {"confidence": CONFIDENCE, "c1_margin_nats": C1_MARGIN, "c2_margin_nats": C2_MARGIN,
                      "mde_power": POWER, "machine_spread": MACHINE_SPREAD},
         "source": _config_info(config),

@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from snnl.regimes import ENTANGLED
+from snnl.regimes import BASELINE, ENTANGLED
 from snnl.tables import fmt
 from snnl.tables.claims_curves import claim_c1, claim_c1_long, claim_c2, quarter_rise
 from snnl.tables.claims_paired import c4_layers, claim_c3, claim_c4, claim_c5, claim_c6, claim_c7, final_snnl
@@ -79,9 +79,21 @@ def evaluate_claims(inputs: Inputs) -> list[ClaimResult]:
     results += [long] if long is not None else []
     results.append(claim_c2(inputs))
     regimes = compared_regimes(inputs)
+    regimes += [r for r in dict.fromkeys(k[1] for k in inputs.diverged) if r != BASELINE and r not in regimes]
     for claim in PAIRED_CLAIMS:
-        results += [CLAIM_FUNCTIONS[claim](inputs, regime=r) for r in regimes]
+        results += [with_diverged_note(CLAIM_FUNCTIONS[claim](inputs, regime=r), inputs, r) for r in regimes]
     return results
+
+
+def with_diverged_note(result: ClaimResult, inputs: Inputs, regime: str) -> ClaimResult:
+    """A "not run" comparison R - baseline says which of its runs diverged (they were run, but
+    none of their numbers is used), so that it does not read as never run."""
+    counts = {r: sum(k[1] == r for k in inputs.diverged) for r in (BASELINE, regime)}
+    left_out = ", ".join(f"{n} {r}" for r, n in counts.items() if n)
+    if result.verdict == NOT_RUN and left_out:
+        result.note = f"{result.note}; diverged, left out: {left_out} run(s)" if result.note else \
+            f"diverged, left out: {left_out} run(s)"
+    return result
 
 
 # ---------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ import pandas as pd
 from snnl.errors import DataError, is_diverged
 from snnl.experiments.common import read_csv
 from snnl.experiments.dynamics import BONUS_COLUMNS, read_logs
+from snnl.experiments.dynamics import set_aside_diverged as set_aside_diverged_logs
 
 RunKey = tuple[str, str, int]  # (dataset, regime, seed)
 
@@ -280,6 +281,15 @@ def load_inputs(
         synthetic=load_synthetic(synthetic) if synthetic else None,
     )
     inputs.diverged = set_aside_diverged(inputs.metrics, inputs.evaluations)
+    for name in ("dynamics", "dynamics_long"):
+        frame = getattr(inputs, name)
+        if frame is not None:
+            frame, logged = set_aside_diverged_logs(frame)
+            for key, step in logged.items():
+                inputs.diverged.setdefault(key, {"step": step, "epoch": None, "reason": "its probe log says so"})
+            keys = list(zip(frame["dataset"], frame["regime"], frame["seed"]))
+            setattr(inputs, name, frame[[k not in inputs.diverged for k in keys]].reset_index(drop=True))
+    inputs.diverged = dict(sorted(inputs.diverged.items()))
     inputs.sources = {"metrics": [str(p) for p in metrics], "evaluations": [str(p) for p in evaluations],
                       "dynamics": [str(p) for p in dynamics], "dynamics_long": [str(p) for p in dynamics_long],
                       "gan": [str(p) for p in gan], "synthetic": [str(p) for p in synthetic]}

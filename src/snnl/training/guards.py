@@ -105,14 +105,12 @@ def non_finite_weight(model: nn.Module) -> str | None:
 def stop_error(at: int, epoch: int, what: str, last_checkpoint: tuple[Path, int] | None, alpha: float) -> DivergenceError:
     """The error that stops training at step ``at`` (in ``epoch``) because of ``what``, with the
     last good checkpoint (path, step) and the fix."""
+    lower = f"lower `train.lr`{' or `train.alpha`' if alpha else ''}"
     if last_checkpoint is not None:
         path, step = last_checkpoint
-        good = f"The last good checkpoint, {path} (step {step}), is intact; "
+        fix = (f"The last good checkpoint, {path} (step {step}), is intact (a resume from it keeps its settings); "
+               f"{lower} and run again with --fresh")
     else:
-        good = "No checkpoint was written yet; "
-    return DivergenceError(
-        f"training stopped at step {at} (epoch {epoch}): {what}. {good}"
-        f"lower `train.lr`{' or `train.alpha`' if alpha else ''} and run again"
-        + (" to resume" if last_checkpoint is not None else ""),
-        step=at, epoch=epoch, reason=what,
-    )
+        fix = f"No checkpoint was written yet; {lower} and run again"
+    return DivergenceError(f"training stopped at step {at} (epoch {epoch}): {what}. {fix}", step=at, epoch=epoch,
+                           reason=what)

@@ -56,11 +56,12 @@ def diverged_checkpoint(t, metrics: dict[str, Any]) -> dict[str, Any]:
 def write_diverged(t, err: DivergenceError) -> dict[str, Any]:
     """Record trainer ``t``'s divergence ``err`` as the run's outcome: the diverged checkpoint,
     metrics (:func:`~snnl.training.metrics.diverged_metrics`), the per-step log and probe log up
-    to the last good step; then the resume files go. Returns the metrics."""
-    t.probe_records = [r for r in t.probe_records if r["step"] < err.step]  # none measured on bad weights
+    to the step before the bad one (marked diverged; measured on weights that may already be huge,
+    so for diagnosis only: no reader uses them); then the resume files go. Returns the metrics."""
+    t.probe_records = [r for r in t.probe_records if r["step"] < err.step]  # none measured at or after the bad step
     metrics = diverged_metrics(t, err.record())
     if t.probe_log_path is not None:
         probe_mod.write_probe_log(t.probe_log_path, t.probe_records,
-                                  {"dataset": t.data.name, "regime": t.regime, "seed": t.seed})
+                                  {"dataset": t.data.name, "regime": t.regime, "seed": t.seed}, diverged_at=err.step)
     _publish(t, metrics, diverged_checkpoint(t, metrics) if t.out is not None else None)
     return metrics

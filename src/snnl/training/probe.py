@@ -18,6 +18,7 @@ from torch import nn
 
 from snnl.atomic import atomic_write_text
 from snnl.errors import TrainingError
+from snnl.experiments.dynamics import DIVERGED_COLUMN
 from snnl.layers import layer_outputs, resolve_layers
 from snnl.temperature import optimal_temperature
 
@@ -77,15 +78,18 @@ PROBE_COLUMNS = ("dataset", "regime", "seed", "step", "epoch", "layer", "snnl", 
                  "train_temperature", "pinned_fraction", "grad_ratio")
 
 
-def write_probe_log(path: Path, records: Sequence[dict], run: dict) -> None:
+def write_probe_log(path: Path, records: Sequence[dict], run: dict, diverged_at: int | None = None) -> None:
     """The probe records so far as CSV (:data:`PROBE_COLUMNS`: the run's identity ``run`` = {dataset,
     regime, seed} on every row, then step, epoch, layer, snnl, temperature, at_boundary and the bonus
-    measurements of :mod:`snnl.training.bonus`, empty where not measured), atomically."""
+    measurements of :mod:`snnl.training.bonus`, empty where not measured), atomically. A run that
+    diverged at step ``diverged_at`` adds the column :data:`DIVERGED_COLUMN` holding it on every
+    row, so that readers of the log alone leave the run out (:mod:`snnl.experiments.dynamics`)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(PROBE_COLUMNS)
+    w.writerow(PROBE_COLUMNS + ((DIVERGED_COLUMN,) if diverged_at is not None else ()))
     for r in records:
         bonus = ["" if r.get(k) is None else repr(r[k]) for k in PROBE_COLUMNS[-3:]]
         w.writerow([run["dataset"], run["regime"], run["seed"], r["step"], f"{r['epoch']:.6g}", r["layer"],
-                    repr(r["snnl"]), repr(r["temperature"]), int(r["at_boundary"]), *bonus])
+                    repr(r["snnl"]), repr(r["temperature"]), int(r["at_boundary"]), *bonus]
+                   + ([diverged_at] if diverged_at is not None else []))
     atomic_write_text(path, buf.getvalue())

@@ -15,10 +15,9 @@ import subprocess
 
 import pandas as pd
 import pytest
-import torch
 import yaml
 from helpers.tables import make_metrics, make_summary, t_interval, write_run
-from helpers.training_data import digits_data
+from helpers.training_data import digits_data, poison_update_after
 from helpers.workflow import BIN, ENV, copy_run, snakemake
 
 from snnl.checkpoint import load_checkpoint, load_model
@@ -86,20 +85,8 @@ def test_an_update_that_breaks_the_weights_before_a_probe_is_recorded_not_probed
     cfg = TrainConfig(model="mlp", model_args={"hidden": [16]}, batch_size=64, max_steps=20, threads=1,
                       checkpoint_every=0, log_every=1000, probe_points=4, probe_size=50)
 
-    def poison_next_update(trainer):
-        if trainer.step == 3:
-            step = trainer.optimizer.step
-
-            def bad_step(*args, **kwargs):
-                result = step(*args, **kwargs)
-                with torch.no_grad():
-                    trainer.model.fc1[0].weight[0, 0] = float("inf")
-                return result
-
-            trainer.optimizer.step = bad_step
-
     result = train(cfg, digits_data(), regime="entangled", seed=0, progress=False, record_divergence=True,
-                   callbacks=[poison_next_update])
+                   callbacks=[poison_update_after(3)])
     d = result.metrics["diverged"]
     assert d["step"] == 4 and "the update of step 4 made the weights `fc1.0.weight` not finite" in d["reason"]
     assert sorted({r["step"] for r in result.metrics["probe"]}) == [0, 1]

@@ -31,3 +31,22 @@ def shuffled_mnist5k(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     y = torch.from_numpy(ys).long()
     p = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
     return x[p], y[p]
+
+
+def poison_update_after(at: int):
+    """A training callback: after step ``at``, the optimizer's next update (step ``at + 1``) also
+    sets ``fc1[0].weight[0, 0]`` (an MLP's first weight) to inf, a fault at a known step."""
+
+    def callback(trainer):
+        if trainer.step == at:
+            step = trainer.optimizer.step
+
+            def bad_step(*args, **kwargs):
+                result = step(*args, **kwargs)
+                with torch.no_grad():
+                    trainer.model.fc1[0].weight[0, 0] = float("inf")
+                return result
+
+            trainer.optimizer.step = bad_step
+
+    return callback

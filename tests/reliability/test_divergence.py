@@ -13,7 +13,7 @@ import subprocess
 import pytest
 import torch
 import yaml
-from helpers.training_data import digits_data
+from helpers.training_data import digits_data, poison_update_after
 from helpers.workflow import BIN, ENV
 
 from snnl.checkpoint import load_checkpoint, load_model
@@ -78,21 +78,9 @@ def test_an_update_that_makes_weights_non_finite_is_never_checkpointed(tmp_path)
     cfg = TrainConfig(model="mlp", model_args={"hidden": [16]}, batch_size=64, max_steps=10, threads=1,
                       checkpoint_every=2, probe_points=0)
 
-    def poison_next_update(trainer):
-        if trainer.step == 3:
-            step = trainer.optimizer.step
-
-            def bad_step(*args, **kwargs):
-                result = step(*args, **kwargs)
-                with torch.no_grad():
-                    trainer.model.fc1[0].weight[0, 0] = float("inf")
-                return result
-
-            trainer.optimizer.step = bad_step
-
     out = tmp_path / "m.pt"
     with pytest.raises(TrainingError) as err:
-        train(cfg, data, regime="baseline", seed=0, out=out, progress=False, callbacks=[poison_next_update])
+        train(cfg, data, regime="baseline", seed=0, out=out, progress=False, callbacks=[poison_update_after(3)])
     msg = str(err.value)
     assert "training stopped at step 4" in msg and "the update of step 4 made the weights `fc1.0.weight` not finite" in msg
     assert f"The last good checkpoint, {out}.resume (step 2), is intact" in msg

@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         model, ckpt = load_trained(path, device="cuda" if torch.cuda.is_available() else "cpu")
         if model is None:
             print(f"temperature-curve: {path} records a run that diverged; left out")
-            diverged.append(path)
+            diverged.append(args.label[i] if args.label else path)
             continue
         label = args.label[i] if args.label else _checkpoint_label(ckpt, Path(path))
         regimes[label] = str(ckpt.get("regime", ""))
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     title = (
         f"E3: SNNL against temperature, {data.name} ({cfg.split} split, {len(labels)} images); minimiser marked\n"
         "(y axis cut at 1.6 × the T → ∞ limit; at small T the SNNL grows like 1/T)"
-    ) + (f"\nleft out, diverged: {', '.join(args.label[args.checkpoint.index(p)] if args.label else p for p in diverged)}" if diverged else "")
+    ) + (f"\nleft out, diverged: {', '.join(diverged)}" if diverged else "")
     save_figure(tc.plot(result, title=title, regimes=regimes), args.figure)
     for r in result.minima.itertuples():
         print(
